@@ -1,0 +1,20 @@
+"""Replace Background studio: the router. Pages live in pages/, the shared sidebar in components/."""
+
+import logging
+
+import streamlit as st
+
+from components import session
+from components.sidebar import load_secrets, sidebar
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+st.set_page_config(page_title="Replace Background studio", page_icon=":material/wallpaper:", layout="centered")
+load_secrets()
+session.init()
+
+pg = st.navigation([
+    st.Page("pages/replace.py", title="Replace background", icon=":material/wallpaper:", default=True),
+    st.Page("pages/history.py", title="History", icon=":material/history:"),
+])
+sidebar()
+pg.run()

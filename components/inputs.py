@@ -1,0 +1,97 @@
+"""The three inputs of the main page: the photo, the prompt and the output format."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import session
+from components.text import escape_markdown
+from services import samples
+from services.config import PROMPT_MAX_CHARS
+
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "bmp", "tif", "tiff", "gif"]
+EXAMPLE_PROMPTS = [
+    "in a warehouse",
+    "on a marble kitchen counter, soft morning light",
+    "on a sunny beach at sunset",
+    "in a snowy pine forest",
+    "in a bright modern office",
+    "on a pastel studio backdrop",
+]
+FORMATS = {
+    "PNG": "Lossless and sharp; biggest files.",
+    "WEBP": "Small files for websites and chat.",
+    "JPEG": "Works everywhere; good for photos.",
+}
+
+
+def _take(key: str, source: str) -> None:
+    """on_change of the uploader and the camera: prepare the new file, or forget a removed one."""
+    file = st.session_state.get(key)
+    if file is None:
+        session.clear_photo(source)
+    else:
+        session.set_photo(file.name, file.getvalue(), source)
+
+
+def _take_sample() -> None:
+    title = st.session_state.get("sample")
+    if title:
+        name, data = samples.sample(title)
+        session.set_photo(name, data, "sample")
+
+
+def photo_picker() -> session.Photo | None:
+    """Upload, camera or sample; returns the prepared photo in use, showing its notices or the refusal."""
+    upload, camera, sample = st.tabs(["Upload a photo", "Take a photo", "Try a sample"])
+    with upload:
+        st.file_uploader(
+            "Photo", type=UPLOAD_TYPES, key="upload", on_change=_take, args=("upload", "upload"),
+            help="JPEG, PNG, WEBP, HEIC (iPhone), AVIF, BMP, TIFF or GIF, up to 30 MB.",
+        )
+    with camera:
+        # The camera asks for permission when shown, so it stays off until a person wants it.
+        if st.toggle("Use my camera", key="camera_on"):
+            st.camera_input("Take a photo", key="camera", on_change=_take, args=("camera", "camera"))
+    with sample:
+        st.pills("Sample photos", list(samples.SAMPLES), key="sample", on_change=_take_sample)
+
+    if st.session_state["photo_error"]:
+        st.error(st.session_state["photo_error"], icon=":material/image_not_supported:")
+    photo = session.photo()
+    if photo is not None:
+        width, height = photo.prepared.original_size
+        left, right = st.columns([1, 3], vertical_alignment="center")
+        left.image(photo.before_preview, width=160)
+        right.markdown(f"**Photo in use:** {escape_markdown(photo.name)}  \n{width} × {height} px")
+        for notice in photo.prepared.notices:
+            right.caption(notice)
+    return photo
+
+
+def prompt_box() -> str:
+    """The Prompt text area with clickable examples; returns the prompt stripped."""
+    st.text_area(
+        "Prompt", key="prompt", max_chars=PROMPT_MAX_CHARS, height=90, persist_state="session",
+        placeholder="Where should the subject be? For example: on a marble counter, soft light",
+    )
+    st.pills("Example prompts", EXAMPLE_PROMPTS, key="prompt_example", on_change=_use_example,
+             label_visibility="collapsed")
+    return (st.session_state.get("prompt") or "").strip()
+
+
+def _use_example() -> None:
+    example = st.session_state.get("prompt_example")
+    if example:
+        st.session_state["prompt"] = example
+    st.session_state["prompt_example"] = None
+
+
+def format_picker() -> str:
+    """The Output format choice; returns "png", "webp" or "jpeg"."""
+    label = st.radio(
+        "Output format", list(FORMATS), key="format", horizontal=True, persist_state="session",
+        captions=list(FORMATS.values()),
+    )
+    return (label or "PNG").lower()
+

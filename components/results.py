@@ -1,0 +1,59 @@
+"""A result in the slider with its download button, and the gallery of every attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from components.compare import compare
+from components.text import escape_markdown
+from services import engines
+from services.history import History, HistoryItem
+
+MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
+COLUMNS = 3
+
+
+def describe(item: HistoryItem) -> str:
+    """One line about how a result was made: format, engine, time, size."""
+    width, height = item.size
+    return (f"{item.image_type.upper()} · {engines.LABELS.get(item.engine, item.engine)} · "
+            f"{item.seconds:.1f} s · {width} × {height} px")
+
+
+def download_button(item: HistoryItem, *, key: str, primary: bool = False, label: str | None = None) -> None:
+    """Download the full-resolution result as `<original-name>-<prompt-slug>.<ext>`; runs nothing."""
+    st.download_button(
+        label or f"Download {item.image_type.upper()}", data=item.result, file_name=item.download_name,
+        mime=MIME[item.image_type], key=key, on_click="ignore", type="primary" if primary else "secondary",
+        icon=":material/download:",
+    )
+
+
+def result_panel(item: HistoryItem, *, key: str) -> None:
+    """The before/after slider of one result, what made it, and its download button."""
+    compare(item.before_preview, item.after_preview)
+    st.caption(f"“{escape_markdown(item.prompt)}” · {describe(item)}")
+    if item.engine == engines.OFFLINE:
+        st.caption("Made offline: a studio-style backdrop from the colours and mood of your prompt; "
+                   "for photographic scenes add a Novita key in the sidebar.")
+    download_button(item, key=f"{key}.download.{item.id}", primary=True)
+
+
+def gallery(history: History, *, key: str, on_open: Callable[[str], None], open_label: str = "Open") -> None:
+    """Every attempt, newest first: thumbnail, prompt, format, time; open, download or delete each."""
+    items = list(history)
+    for start in range(0, len(items), COLUMNS):
+        for column, item in zip(st.columns(COLUMNS), items[start:start + COLUMNS]):
+            with column.container(border=True):
+                st.image(item.thumbnail, width="stretch")
+                st.markdown(f"**{escape_markdown(item.prompt)}**")
+                st.caption(describe(item))
+                open_col, download_col, delete_col = st.columns(3)
+                open_col.button(open_label, key=f"{key}.open.{item.id}", on_click=on_open, args=(item.id,),
+                                icon=":material/open_in_full:", width="stretch")
+                with download_col:
+                    download_button(item, key=f"{key}.dl.{item.id}", label="Download")
+                delete_col.button("Delete", key=f"{key}.delete.{item.id}", on_click=history.remove,
+                                  args=(item.id,), icon=":material/delete:", width="stretch")

@@ -1,0 +1,96 @@
+"""Starting a run, showing it while it works, and turning its outcome into history or a sentence."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from components import session
+from services import config, engines, images, jobs, novita
+
+log = logging.getLogger(__name__)
+UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
+              "happening, try another photo.")
+
+
+def engine() -> str:
+    """The engine the next run uses, from the sidebar's choice and whether a key is set."""
+    return engines.choose(st.session_state["engine_preference"], has_key=bool(session.api_key()))
+
+
+def engine_note(chosen: str) -> None:
+    """Say plainly which engine will run and what it can do."""
+    if chosen == engines.NOVITA and not session.api_key():
+        st.warning("Novita is selected but no API key is set. Paste your key in the sidebar, "
+                   "or choose Automatic to use the offline studio.", icon=":material/key_off:")
+    elif chosen == engines.NOVITA:
+        st.caption(f"Engine: Novita, about ${config.price_per_image():.4f} an image.")
+    else:
+        st.caption("Engine: offline studio — a studio-style backdrop from the colours and mood of your "
+                   "prompt; for photographic scenes add a Novita key.")
+
+
+def start(photo: session.Photo, prompt: str, image_type: str, chosen: str) -> jobs.Job:
+    """Start a run in the background and remember it in the session."""
+    st.session_state["last_error"] = None
+    job = jobs.start(photo.prepared, photo.before_preview, prompt, image_type, engine=chosen,
+                     source_name=photo.name, api_key=session.api_key(), cost=config.price_per_image())
+    st.session_state["job"] = job
+    return job
+
+
+def wait(job: jobs.Job) -> None:
+    """Show the steps with elapsed time until the run ends, then store its outcome and rerun."""
+    with st.status(f"{job.stage}… {job.elapsed:.0f} s", expanded=True) as status:
+        shown = 0
+        while True:
+            finished = job.done.wait(0.25)
+            for step in job.steps[shown:]:
+                st.write(f":material/check: {step}")
+            shown = len(job.steps)
+            if finished:
+                break
+            status.update(label=f"{job.stage}… {job.elapsed:.0f} s")
+    _finish(job)
+    st.rerun()
+
+
+def _finish(job: jobs.Job) -> None:
+    st.session_state["job"] = None
+    if job.item is not None:
+        evicted = session.history().add(job.item)
+        st.session_state["replace.current"] = job.item.id
+        st.session_state["last_steps"] = (f"Done in {job.elapsed:.1f} s", list(job.steps))
+        if evicted:
+            st.session_state["evicted"] += len(evicted)
+            st.session_state["notice"] = (
+                f"History keeps the latest {session.history().max_items} results (up to "
+                f"{session.history().max_bytes // 2**20} MB), so the oldest {len(evicted)} was removed. "
+                "Download results you want to keep.")
+        return
+    error = job.error
+    if isinstance(error, novita.NovitaError):
+        st.session_state["last_error"] = (error.user_message, error.retryable)
+    elif isinstance(error, (images.ImageError, ValueError)):
+        st.session_state["last_error"] = (str(error), False)
+    else:
+        st.session_state["last_error"] = (UNEXPECTED, True)
+    st.session_state["last_steps"] = None
+
+
+def outcome() -> bool:
+    """Show how the last run ended (done, or why not); True when the person pressed Try again."""
+    notice = st.session_state.pop("notice", None)
+    if notice:
+        st.info(notice, icon=":material/info:")
+    if st.session_state["last_error"]:
+        message, retryable = st.session_state["last_error"]
+        st.error(message, icon=":material/error:")
+        return retryable and st.button("Try again", key="replace.retry", icon=":material/refresh:")
+    if st.session_state["last_steps"]:
+        label, steps = st.session_state["last_steps"]
+        with st.status(label, state="complete", expanded=False):
+            for step in steps:
+                st.write(f":material/check: {step}")
+    return False

@@ -1,0 +1,84 @@
+"""Every per-session key, initialised in one place, and typed accessors for them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import streamlit as st
+
+from services import config, images
+from services.history import History
+from services.images import PreparedImage
+from services.jobs import Job
+
+
+@dataclass(frozen=True)
+class Photo:
+    """The photo a person chose, prepared once: what is sent and what the slider shows as "before"."""
+
+    name: str
+    source: str  # "upload" | "camera" | "sample"
+    digest: str
+    prepared: PreparedImage
+    before_preview: bytes
+
+
+def init() -> None:
+    """Create the session's keys on its first run; later runs keep what is there."""
+    st.session_state.setdefault("history", History())
+    st.session_state.setdefault("photo", None)  # Photo | None: survives page switches, unlike the uploader
+    st.session_state.setdefault("photo_error", None)  # str | None: why the last chosen file was refused
+    st.session_state.setdefault("job", None)  # Job | None: the run in flight
+    st.session_state.setdefault("last_error", None)  # (user message, retryable) of the last failed run
+    st.session_state.setdefault("last_steps", None)  # (label, steps) of the last finished run
+    st.session_state.setdefault("evicted", 0)  # results dropped from history to stay within its bounds
+    st.session_state.setdefault("replace.current", None)  # id of the result shown in the slider
+    st.session_state.setdefault("history.selected", None)  # id of the result opened on the History page
+    st.session_state.setdefault("user_api_key", "")  # a key pasted in the sidebar, this session only
+    st.session_state.setdefault("engine_preference", "auto")
+
+
+def history() -> History:
+    """This session's history."""
+    return st.session_state["history"]
+
+
+def photo() -> Photo | None:
+    """The photo currently chosen, prepared."""
+    return st.session_state["photo"]
+
+
+def job() -> Job | None:
+    """The run in flight, if any."""
+    return st.session_state["job"]
+
+
+def api_key() -> str | None:
+    """The key this session uses: the one pasted in the sidebar, else the owner's; never shown."""
+    return config.api_key(st.session_state.get("user_api_key"))
+
+
+def set_photo(name: str, data: bytes, source: str) -> None:
+    """Prepare a newly chosen photo once; on a refusal keep the message and leave the old photo alone."""
+    digest = hashlib.sha256(data).hexdigest()
+    current = photo()
+    if current is not None and current.digest == digest:
+        st.session_state["photo_error"] = None
+        return
+    try:
+        prepared = images.prepare(data, name)
+    except images.ImageError as exc:
+        st.session_state["photo_error"] = f"{name}: {exc}"
+        return
+    st.session_state["photo"] = Photo(name, source, digest, prepared, images.preview(prepared.data))
+    st.session_state["photo_error"] = None
+    st.session_state["last_error"] = None
+
+
+def clear_photo(source: str) -> None:
+    """Forget the photo when the person removes it from the input it came from."""
+    current = photo()
+    if current is not None and current.source == source:
+        st.session_state["photo"] = None
+    st.session_state["photo_error"] = None

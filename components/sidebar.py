@@ -1,0 +1,57 @@
+"""The sidebar every page shares: which engine runs, the person's own key, and this session's tally."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from components import session
+from services import config, engines
+
+ENGINE_CHOICES = {
+    engines.AUTO: "Automatic",
+    engines.NOVITA: "Novita (photographic scenes)",
+    engines.OFFLINE: "Offline studio (no key, nothing leaves this server)",
+}
+
+
+def load_secrets() -> None:
+    """Load .streamlit/secrets.toml when there is one, so its top-level keys reach the environment."""
+    try:
+        st.secrets.load_if_toml_exists()
+    except Exception:  # a broken secrets file must not take the app down; the key then counts as unset
+        pass
+
+
+def _keep_key() -> None:
+    """Move a pasted key out of the widget into the session, so it is never sent back to the page."""
+    typed = (st.session_state.get("key_field") or "").strip()
+    if typed:
+        st.session_state["user_api_key"] = typed
+    st.session_state["key_field"] = ""
+
+
+def _forget_key() -> None:
+    st.session_state["user_api_key"] = ""
+
+
+def sidebar() -> None:
+    """Render the shared sidebar."""
+    with st.sidebar:
+        st.radio("Engine", list(ENGINE_CHOICES), format_func=ENGINE_CHOICES.get, key="engine_preference",
+                 persist_state="session",
+                 help="Automatic uses Novita when a key is set and the offline studio otherwise.")
+        if st.session_state["user_api_key"]:
+            st.success("Using your own Novita key for this session. It is not stored anywhere else.",
+                       icon=":material/key:")
+            st.button("Forget my key", on_click=_forget_key, key="forget_key")
+        else:
+            if config.api_key():
+                st.caption("Novita key: the app owner's key is set.")
+            else:
+                st.caption("No Novita key is set, so results are made by the offline studio. "
+                           "Paste your own key to get photographic scenes.")
+            st.text_input("Your own Novita API key (optional)", type="password", key="key_field",
+                          on_change=_keep_key, placeholder="sk_…",
+                          help="Used for this browser session only: never saved, logged or shown.")
+        count = len(session.history())
+        st.caption(f"This session: {count} result{'s' if count != 1 else ''} in history.")

@@ -1,0 +1,8 @@
+"""Showing text a person typed inside Markdown-rendering elements, exactly as typed."""
+
+MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape Markdown and HTML specials so user text renders literally and runs nothing."""
+    return "".join("\\" + ch if ch in MARKDOWN_SPECIALS else ch for ch in text)

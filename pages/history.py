@@ -1,0 +1,27 @@
+"""History: every result of this session — reopen in the slider, download, delete, clear all."""
+
+import streamlit as st
+
+from components import session
+from components.results import gallery, result_panel
+
+st.title("History")
+history = session.history()
+if not len(history):
+    st.info("No results yet. Replace a background on the main page and every attempt will appear here.",
+            icon=":material/history:")
+    st.page_link("pages/replace.py", label="Go to Replace background", icon=":material/wallpaper:")
+    st.stop()
+
+st.caption(f"{len(history)} result{'s' if len(history) != 1 else ''} in this browser session, newest first. "
+           f"The latest {history.max_items} are kept; download the ones you want to keep.")
+selected = history.get(st.session_state["history.selected"]) or next(iter(history))
+result_panel(selected, key="history")
+
+with st.popover("Clear all", icon=":material/delete_sweep:"):
+    st.write(f"Delete all {len(history)} results of this session? This cannot be undone.")
+    st.button("Delete all", type="primary", key="history.clear", on_click=history.clear)
+
+st.divider()
+gallery(history, key="history.gallery",
+        on_open=lambda item_id: st.session_state.update({"history.selected": item_id}))

@@ -1,0 +1,84 @@
+"""Settings, read at call time: explicit argument → environment → default.
+
+Streamlit exports top-level entries of `.streamlit/secrets.toml` as environment variables once the
+secrets are loaded (app.py does that defensively), so reading the environment here covers both.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "https://api.novita.ai"
+DEFAULT_TIMEOUT = 120.0  # Novita advises more than 60 s for image APIs
+CONNECT_TIMEOUT = 10.0
+PROMPT_MAX_CHARS = 500  # no limit is documented; long prompts only dilute the instruction
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; str(err) says how to fix it and never holds a secret."""
+
+
+def setting(name: str, default: str | None = None) -> str | None:
+    """Return the named setting from the environment, stripped, or `default` when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def api_key(override: str | None = None) -> str | None:
+    """The key to use: one a person pasted for their session, else the owner's `NOVITA_API_KEY`."""
+    if override and override.strip():
+        return override.strip()
+    return setting("NOVITA_API_KEY")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 — the only hosts plain http:// may reach."""
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url(override: str | None = None) -> str:
+    """The Novita base URL without a trailing slash; plain http is refused unless the host is loopback."""
+    url = (override or setting("NOVITA_BASE_URL", DEFAULT_BASE_URL)).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        msg = "NOVITA_BASE_URL must be a web address such as https://api.novita.ai."
+        raise ConfigError(msg)
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        msg = (
+            "NOVITA_BASE_URL uses plain http:// to a host that is not this machine; "
+            "use https:// so the API key never crosses a network in clear text."
+        )
+        raise ConfigError(msg)
+    return url
+
+
+def timeout(override: float | None = None) -> float:
+    """Seconds to wait for Novita's reply (`NOVITA_TIMEOUT`), default 120."""
+    if override is not None:
+        value = override
+    else:
+        raw = setting("NOVITA_TIMEOUT")
+        try:
+            value = float(raw) if raw is not None else DEFAULT_TIMEOUT
+        except ValueError:
+            msg = f"NOVITA_TIMEOUT must be a number of seconds, such as 120 (it is {raw!r})."
+            raise ConfigError(msg) from None
+    if not value > 0:
+        msg = "NOVITA_TIMEOUT must be more than 0 seconds; 120 is a good value."
+        raise ConfigError(msg)
+    return value
+
+
+def price_per_image() -> float:
+    """Estimated dollars per Novita image (`NOVITA_PRICE_PER_IMAGE`), default $0.0255."""
+    try:
+        return max(0.0, float(setting("NOVITA_PRICE_PER_IMAGE", "0.0255")))
+    except ValueError:
+        return 0.0255

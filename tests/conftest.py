@@ -1,0 +1,49 @@
+"""Shared fixtures: the loopback Novita stand-in, a clean environment, and small generated photos."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.novita_stub import NovitaStub
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_KEY = "sk_test_0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def stub_server():
+    with NovitaStub() as stub:
+        yield stub
+
+
+@pytest.fixture
+def stub(stub_server):
+    """The running stand-in, reset to normal behaviour for each test."""
+    stub_server.reset()
+    stub_server.latency = 0.0
+    yield stub_server
+    stub_server.reset()
+
+
+@pytest.fixture
+def novita_env(monkeypatch, stub):
+    """Environment pointing the app at the stand-in with a test key; no other NOVITA_* leaks in."""
+    for name in ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_PRICE_PER_IMAGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NOVITA_API_KEY", TEST_KEY)
+    monkeypatch.setenv("NOVITA_BASE_URL", stub.base_url)
+    return stub
+
+
+def photo_bytes(size=(640, 480), fmt="JPEG", colour=(200, 60, 40), mode="RGB") -> bytes:
+    """A small generated photo: a coloured square on a light background."""
+    image = Image.new(mode, size, (235, 235, 235) if mode == "RGB" else (0, 0, 0, 0))
+    w, h = size
+    image.paste(colour, (w // 4, h // 4, 3 * w // 4, 3 * h // 4))
+    buf = io.BytesIO()
+    image.save(buf, fmt)
+    return buf.getvalue()
