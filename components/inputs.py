@@ -75,7 +75,7 @@ def prompt_box() -> str:
         "Prompt", key="prompt", max_chars=PROMPT_MAX_CHARS, height=90, persist_state="session",
         placeholder="Where should the subject be? For example: on a marble counter, soft light",
     )
-    st.pills("Example prompts", EXAMPLE_PROMPTS, key="prompt_example", on_change=_use_example,
+    st.pills("Ideas to start from", EXAMPLE_PROMPTS, key="prompt_example", on_change=_use_example,
              label_visibility="collapsed")
     return (st.session_state.get("prompt") or "").strip()
 

@@ -12,7 +12,7 @@ from services import engines
 from services.history import History, HistoryItem
 
 MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
-COLUMNS = 3
+COLUMNS = 2
 
 
 def describe(item: HistoryItem) -> str:

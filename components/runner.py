@@ -31,13 +31,26 @@ def engine_note(chosen: str) -> None:
                    "prompt; for photographic scenes add a Novita key.")
 
 
-def start(photo: session.Photo, prompt: str, image_type: str, chosen: str) -> jobs.Job:
-    """Start a run in the background and remember it in the session."""
+def request() -> None:
+    """on_click of Replace background: start a run, or say what is missing. Runs before the page renders,
+    so the button is already disabled while the run is in flight and a second press sends nothing."""
+    st.session_state["replace.missing"] = None
+    if session.job() is not None:
+        return
+    photo = session.photo()
+    prompt = (st.session_state.get("prompt") or "").strip()
+    if photo is None:
+        st.session_state["replace.missing"] = "Add a photo first: upload one, take one, or try a sample above."
+        return
+    if not prompt:
+        st.session_state["replace.missing"] = ("Write a prompt first: where should the subject be? "
+                                               "Or click one of the ideas under the box.")
+        return
+    image_type = (st.session_state.get("format") or "PNG").lower()
     st.session_state["last_error"] = None
-    job = jobs.start(photo.prepared, photo.before_preview, prompt, image_type, engine=chosen,
-                     source_name=photo.name, api_key=session.api_key(), cost=config.price_per_image())
-    st.session_state["job"] = job
-    return job
+    st.session_state["job"] = jobs.start(
+        photo.prepared, photo.before_preview, prompt, image_type, engine=engine(), source_name=photo.name,
+        api_key=session.api_key(), cost=config.price_per_image())
 
 
 def wait(job: jobs.Job) -> None:
@@ -79,18 +92,21 @@ def _finish(job: jobs.Job) -> None:
     st.session_state["last_steps"] = None
 
 
-def outcome() -> bool:
-    """Show how the last run ended (done, or why not); True when the person pressed Try again."""
+def outcome() -> None:
+    """Show how the last run ended: what is missing, done with its steps, or why not with a Try again."""
+    missing = st.session_state.get("replace.missing")
+    if missing:
+        st.warning(missing, icon=":material/info:")
     notice = st.session_state.pop("notice", None)
     if notice:
         st.info(notice, icon=":material/info:")
     if st.session_state["last_error"]:
         message, retryable = st.session_state["last_error"]
         st.error(message, icon=":material/error:")
-        return retryable and st.button("Try again", key="replace.retry", icon=":material/refresh:")
-    if st.session_state["last_steps"]:
+        if retryable:
+            st.button("Try again", key="replace.retry", icon=":material/refresh:", on_click=request)
+    elif st.session_state["last_steps"]:
         label, steps = st.session_state["last_steps"]
         with st.status(label, state="complete", expanded=False):
             for step in steps:
                 st.write(f":material/check: {step}")
-    return False

@@ -5,6 +5,7 @@ import streamlit as st
 from components import session
 from components.results import gallery, result_panel
 
+session.init()  # also here: AppTest reruns a page file without app.py
 st.title("History")
 history = session.history()
 if not len(history):

@@ -5,30 +5,21 @@ import streamlit as st
 from components import inputs, runner, session
 from components.results import gallery, result_panel
 
+session.init()  # also here: AppTest reruns a page file without app.py
 st.title("Replace background")
 st.caption("Give a photo, say where the subject should be, pick a format, and get it back with a new background.")
 
-photo = inputs.photo_picker()
-prompt = inputs.prompt_box()
-image_type = inputs.format_picker()
+inputs.photo_picker()
+inputs.prompt_box()
+inputs.format_picker()
 
-engine = runner.engine()
-runner.engine_note(engine)
+runner.engine_note(runner.engine())
 job = session.job()
-pressed = st.button("Replace background", type="primary", disabled=job is not None, key="replace.run",
-                    icon=":material/auto_fix_high:")
-retry = runner.outcome() if job is None else False
-
-if (pressed or retry) and job is None:
-    if photo is None:
-        st.warning("Add a photo first: upload one, take one, or try a sample above.", icon=":material/image:")
-    elif not prompt:
-        st.warning("Write a prompt first: where should the subject be? Or click one of the examples.",
-                   icon=":material/edit:")
-    else:
-        job = runner.start(photo, prompt, image_type, engine)
+st.button("Replace background", type="primary", disabled=job is not None, key="replace.run",
+          icon=":material/auto_fix_high:", on_click=runner.request)
 if job is not None:
-    runner.wait(job)  # reruns the page once the result is in history
+    runner.wait(job)  # shows the steps, then reruns the page once the result is in history
+runner.outcome()
 
 history = session.history()
 current = history.get(st.session_state["replace.current"])

@@ -14,6 +14,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 
-(cd tests/e2e && npm install --no-audit --no-fund --silent)
+(cd tests/e2e && npm install --no-audit --no-fund --no-package-lock --silent)
 
 exec .venv/bin/python -m pytest "$@"

@@ -52,13 +52,15 @@ def slug(text: str, max_len: int = 40) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(words) > max_len:
-        words = words[:max_len].rsplit("-", 1)[0] or words[:max_len]
+        cut = words[:max_len]
+        words = cut if words[max_len] == "-" else (cut.rsplit("-", 1)[0] or cut)
     return words
 
 
 def download_name(source_name: str, prompt: str, image_type: str) -> str:
     """The file name a result downloads as: `<original-name>-<prompt-slug>.<ext>`."""
-    stem = source_name.rsplit(".", 1)[0] if "." in source_name else source_name
+    base = source_name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base else base
     parts = [p for p in (slug(stem, 60) or "photo", slug(prompt)) if p]
     return "-".join(parts) + "." + EXTENSIONS[image_type]
 

@@ -1,0 +1,71 @@
+"""The bounded history model and the download names."""
+
+import pytest
+
+from services.history import History, HistoryItem, download_name, slug
+
+
+def item(prompt="in a warehouse", result_bytes=1000, **kwargs) -> HistoryItem:
+    fields = dict(image_type="png", engine="novita", seconds=1.0, source_name="mug.jpg", result=b"r" * result_bytes,
+                  before_preview=b"b", after_preview=b"a", thumbnail=b"t")
+    fields.update(kwargs)
+    return HistoryItem(prompt=prompt, **fields)
+
+
+def test_newest_first_and_lookup():
+    history = History()
+    first, second = item("one"), item("two")
+    history.add(first)
+    history.add(second)
+    assert [i.prompt for i in history] == ["two", "one"]
+    assert history.get(first.id) is first
+    assert history.get("missing") is None
+
+
+def test_bounded_by_count_evicts_oldest():
+    history = History(max_items=3)
+    items = [item(str(n)) for n in range(5)]
+    evicted = [history.add(i) for i in items]
+    assert [i.prompt for i in history] == ["4", "3", "2"]
+    assert evicted[3] == [items[0]] and evicted[4] == [items[1]]
+
+
+def test_bounded_by_bytes_evicts_oldest_but_keeps_the_newest():
+    history = History(max_items=20, max_bytes=10_000)
+    history.add(item("small", 3000))
+    history.add(item("small2", 3000))
+    evicted = history.add(item("big", 6000))
+    assert [i.prompt for i in evicted] == ["small"]
+    assert history.nbytes <= 10_000
+    history.add(item("huge", 50_000))  # larger than the bound alone: kept, everything older goes
+    assert [i.prompt for i in history] == ["huge"]
+
+
+def test_remove_and_clear():
+    history = History()
+    a, b = item("a"), item("b")
+    history.add(a)
+    history.add(b)
+    assert history.remove(a.id) is True
+    assert history.remove(a.id) is False
+    assert [i.prompt for i in history] == ["b"]
+    history.clear()
+    assert len(history) == 0 and history.nbytes == 0
+
+
+@pytest.mark.parametrize(("source", "prompt", "image_type", "expected"), [
+    ("IMG_1234.HEIC", "in a warehouse", "png", "img-1234-in-a-warehouse.png"),
+    ("mug.jpg", "On a marble counter, soft light!", "jpeg", "mug-on-a-marble-counter-soft-light.jpg"),
+    ("photo", "Café crème", "webp", "photo-cafe-creme.webp"),
+    ("../../etc/passwd", "x", "png", "passwd-x.png"), ("C:\\Users\\me\\cat.png", "sofa", "png", "cat-sofa.png"),
+    ("日本.png", "海", "png", "photo.png"),
+    ("a.b.c.png", "Kid's \"room\" </script>", "webp", "a-b-c-kid-s-room-script.webp"),
+])
+def test_download_name(source, prompt, image_type, expected):
+    assert download_name(source, prompt, image_type) == expected
+
+
+def test_slug_cuts_at_a_word_boundary():
+    text = "on a very long marble kitchen counter in soft morning light with plants"
+    assert slug(text) == "on-a-very-long-marble-kitchen-counter-in"
+    assert len(slug(text)) <= 40
