@@ -1,0 +1,328 @@
+"""From uploaded photo bytes to a payload Novita accepts, and back: decode, validate, orient, fit, encode.
+
+Plain Python with small pure functions; never imports streamlit. Every failure a person can cause comes out
+as `ImageError`, whose text is one sentence that says what to do next.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pillow_heif
+from PIL import Image, ImageOps
+
+pillow_heif.register_heif_opener()
+
+MAX_FILE_BYTES = 30 * 1024 * 1024  # hard cap on the uploaded file
+FIT_EDGE = 2048  # box to fit into (2048 x 2048)
+MAX_SOURCE_PIXELS = 64_000_000  # decompression-bomb guard, checked from the header before decoding pixels
+PREVIEW_EDGE = 800  # slider previews (long edge)
+THUMB_EDGE = 256  # gallery thumbnails (long edge)
+OUTPUT_FORMATS = ("png", "webp", "jpeg")
+
+PREVIEW_QUALITY = 85
+_SAVE_OPTIONS = {"jpeg": {"quality": 92}, "webp": {"quality": 90}, "png": {"compress_level": 6}}
+# Sniffed format -> the one Pillow plugin allowed to parse it, so Pillow's rarer parsers never see user bytes
+_PLUGINS = {name: [name.upper()] for name in ("jpeg", "png", "webp", "gif", "bmp", "tiff", "avif", "heif")}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombWarning)
+_HIGH_DEPTH_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+_GREY_MODES = {"1", "L", "LA", "La"} | _HIGH_DEPTH_MODES
+_RGB_MODES = {"RGB", "RGBA", "RGBa", "RGBX", "P", "PA"}
+_ORIENTATION_TAG = 0x0112
+_GPS_IFD_TAG = 0x8825
+
+
+class ImageError(ValueError):
+    """A photo we cannot use; str(err) is one sentence for a non-technical person that says what to do next."""
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    data: bytes  # exactly what to send to Novita: JPEG or PNG bytes
+    format: str  # "jpeg" or "png"
+    size: tuple[int, int]  # (width, height) of data
+    original_size: tuple[int, int]  # (width, height) after EXIF orientation, before fitting
+    has_alpha: bool  # meaningful transparency (some alpha < 255)
+    notices: tuple[str, ...]  # sentences for the person about what was changed and why
+    reused_original: bool  # True when data is the uploaded bytes untouched
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    image: Image.Image  # loaded, upright, first frame, RGB / RGBA / L, alpha only when meaningful
+    format: str  # sniffed from the bytes
+    pil_format: str | None  # what Pillow opened: "MPO" for a JPEG that carries several pictures
+    raw_mode: str  # mode as decoded, before normalising
+    orientation: int  # EXIF orientation 1-8, already applied to `image`
+    original_size: tuple[int, int]  # upright, before any reduced-scale decoding
+    frames: int
+    gps: bool  # EXIF holds a GPS position
+    plain_mode: bool  # decoded as RGB, RGBA or L with no tRNS to apply
+    deep: bool  # more than 8 bits per channel (a 16-bit RGB PNG decodes as plain "RGB")
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Name the image format from its first bytes, not its filename: "jpeg", "png", "webp", "gif", "bmp",
+    "tiff", "heif" or "avif"; None when the bytes are not one of those."""
+    head = bytes(data[:32])
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[:2] == b"BM" and len(head) >= 26:
+        return "bmp"
+    if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return "tiff"
+    if head[4:8] == b"ftyp":  # ISO-BMFF: the major brand decides, then the compatible ones
+        box_end = min(int.from_bytes(data[:4], "big"), 256, len(data))
+        compatible = {bytes(data[i : i + 4]) for i in range(16, box_end - 3, 4)}
+        for brands in ({head[8:12]}, compatible):
+            if brands & _AVIF_BRANDS:
+                return "avif"
+            if brands & _HEIF_BRANDS:
+                return "heif"
+    return None
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Validate and decode photo bytes into an upright, loaded first frame in mode RGB, RGBA or L, with
+    alpha kept only when some pixel is see-through; raises ImageError for anything we cannot use."""
+    return _decode(data, "This file").image
+
+
+def prepare(data: bytes, filename: str | None = None) -> PreparedImage:
+    """Turn an uploaded photo into the payload for Novita: the original bytes when they already qualify,
+    else an upright image fitted inside FIT_EDGE x FIT_EDGE as PNG (transparency) or JPEG, with notices."""
+    decoded = _decode(data, _label(filename), fit_edge=FIT_EDGE, draft_gap=1.5)
+    image = decoded.image
+    has_alpha = image.mode == "RGBA"
+    if _reusable(data, decoded):
+        return PreparedImage(data, decoded.format, image.size, image.size, has_alpha, (), True)
+    target = _fit_size(decoded.original_size, FIT_EDGE)
+    if image.size != target:
+        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    kind = "png" if has_alpha else "jpeg"
+    # A 2048 x 2048 RGBA PNG is at most ~17 MB, so the payload stays under the 30 MB and 4096 px limits.
+    payload = encode(image, kind)
+    notices = _notices(decoded, target)
+    return PreparedImage(payload, kind, target, decoded.original_size, has_alpha, notices, False)
+
+
+def encode(image: Image.Image, image_type: str) -> bytes:
+    """Encode an image as "png", "webp" or "jpeg" bytes (JPEG flattens transparency onto white); the
+    caller's image is never changed."""
+    image_type = _image_type(image_type)
+    image = _standard_mode(image)
+    icc = image.info.get("icc_profile")  # kept: a phone's wide-gamut profile keeps its colours right
+    if image_type == "jpeg" and image.mode == "RGBA":
+        flat = Image.new("RGB", image.size, "white")
+        flat.paste(image, mask=image.getchannel("A"))
+        image = flat
+    buffer = io.BytesIO()
+    image.save(buffer, image_type.upper(), icc_profile=icc, **_SAVE_OPTIONS[image_type])
+    return buffer.getvalue()
+
+
+def convert(data: bytes, image_type: str) -> bytes:
+    """Re-encode image bytes as `image_type` (for when the API answers another type than asked); bytes
+    already of that type come back unchanged."""
+    image_type = _image_type(image_type)
+    if sniff_format(data) == image_type:
+        return data
+    return encode(_decode(data, "The result image").image, image_type)
+
+
+def preview(data: bytes, max_edge: int = PREVIEW_EDGE) -> bytes:
+    """A light RGB JPEG for the before/after slider: long edge at most `max_edge`, transparency shown on a
+    checkerboard; big JPEGs are decoded at reduced scale, so this stays quick."""
+    decoded = _decode(data, "This image", fit_edge=max_edge)
+    image, target = decoded.image, _fit_size(decoded.original_size, max_edge)
+    if image.size != target:
+        image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    buffer = io.BytesIO()
+    on_checkerboard(image).save(buffer, "JPEG", quality=PREVIEW_QUALITY)
+    return buffer.getvalue()
+
+
+def thumbnail(data: bytes, max_edge: int = THUMB_EDGE) -> bytes:
+    """A gallery thumbnail: the same as `preview`, with a THUMB_EDGE long edge by default."""
+    return preview(data, max_edge)
+
+
+def on_checkerboard(image: Image.Image, cell: int = 16) -> Image.Image:
+    """An RGB copy of `image` with its transparency composited over a light-grey and white checkerboard."""
+    if not image.has_transparency_data:
+        return image.convert("RGB")
+    rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+    width, height = rgba.size
+    odd = (np.arange(height)[:, None] // cell + np.arange(width)[None, :] // cell) % 2
+    board = Image.fromarray(np.where(odd, 221, 255).astype(np.uint8)).convert("RGB")
+    board.paste(rgba, mask=rgba.getchannel("A"))
+    return board
+
+
+def _decode(data: bytes, label: str, fit_edge: int | None = None, draft_gap: float = 1.0) -> _Decoded:
+    """Check, open, bomb-guard, draft, load, orient, normalise: the one place where bytes become pixels."""
+    if not data:
+        msg = f"{label} is empty (0 bytes). Choose the photo again, or export it again from its app."
+        raise ImageError(msg)
+    if len(data) > MAX_FILE_BYTES:
+        megabytes = _megabytes(len(data))
+        msg = f"{label} is {megabytes} MB; the limit is 30 MB. Export a smaller JPEG and try again."
+        raise ImageError(msg)
+    kind = sniff_format(data)
+    if kind is None:
+        msg = f"{label} isn't a photo this app can read. Choose a JPEG, PNG, WEBP, HEIC, AVIF, BMP, GIF or TIFF."
+        raise ImageError(msg)
+    with _readable(label):
+        image = Image.open(io.BytesIO(data), formats=_PLUGINS[kind])
+        width, height = image.size
+        if width * height > MAX_SOURCE_PIXELS:
+            msg = (
+                f"{label} is {width} × {height} pixels, more than the {MAX_SOURCE_PIXELS // 1_000_000} "
+                "megapixels this app can safely open. Resize it to 2048 × 2048 pixels or less, then retry."
+            )
+            raise ImageError(msg)
+        frames = getattr(image, "n_frames", 1)  # before load(): counting GIF frames seeks through the file
+        fit = _fit_size(image.size, fit_edge or max(image.size))
+        if fit != image.size and image.format in ("JPEG", "MPO"):  # DCT-scaled decoding: several times faster
+            image.draft(None, (int(fit[0] * draft_gap), int(fit[1] * draft_gap)))
+        image.load()
+        exif = image.getexif()
+        orientation = exif.get(_ORIENTATION_TAG, 1)
+        orientation = orientation if orientation in range(1, 9) else 1
+        if orientation != 1:
+            ImageOps.exif_transpose(image, in_place=True)
+        standard = _standard_mode(image)
+    upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    deep = image.mode in _HIGH_DEPTH_MODES or (kind == "png" and data[24] > 8)  # byte 24: IHDR bit depth
+    return _Decoded(
+        _without_opaque_alpha(standard), kind, image.format, image.mode, orientation, upright, frames,
+        _GPS_IFD_TAG in exif, standard is image, deep,
+    )
+
+
+@contextmanager
+def _readable(label: str) -> Iterator[None]:
+    """Turn Pillow's many ways of saying "cannot read this" into one ImageError with a next step."""
+    try:
+        yield
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as err:
+        msg = f"{label} has too many pixels to open. Resize it to 2048 × 2048 pixels or less, then retry."
+        raise ImageError(msg) from err
+    except _PILLOW_ERRORS as err:
+        msg = f"{label} can't be opened: it looks damaged or incomplete. Export or download it again, then retry."
+        raise ImageError(msg) from err
+
+
+def _standard_mode(image: Image.Image) -> Image.Image:
+    """The image in mode RGB, RGBA or L (new unless it was already), minus an ICC profile that no longer fits."""
+    mode = image.mode
+    if mode == "RGBA" or (mode in ("RGB", "L") and not image.has_transparency_data):
+        return image
+    if mode in _HIGH_DEPTH_MODES:
+        out = _to_8bit(image)
+    elif image.has_transparency_data:
+        out = image.convert("RGBA")
+    else:
+        out = image.convert("L" if mode == "1" else "RGB")
+    if (mode in _GREY_MODES) != (out.mode == "L") or mode not in _GREY_MODES | _RGB_MODES:
+        out.info.pop("icc_profile", None)
+    return out
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """8-bit L from 16-bit or 32-bit grey: 16-bit scaled by 1/256, floats stretched over their range."""
+    values = np.asarray(image)
+    if image.mode == "F":
+        low, high = float(values.min()), float(values.max())
+        values = (values - low) * (255.0 / ((high - low) or 1.0))
+    elif image.mode != "I" or values.max() > 255:  # "I" holding 0-255 data is left as is
+        values = values / 256.0
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
+
+
+def _without_opaque_alpha(image: Image.Image) -> Image.Image:
+    """Drop an alpha channel in which every pixel is fully opaque: transparency only when it matters."""
+    if image.mode != "RGBA" or image.getchannel("A").getextrema()[0] < 255:
+        return image
+    return image.convert("RGB")
+
+
+def _reusable(data: bytes, decoded: _Decoded) -> bool:
+    """Can the upload go to Novita untouched: one upright plain 8-bit JPEG/PNG frame in the box, no GPS?"""
+    if decoded.frames != 1 or decoded.orientation != 1 or decoded.gps or decoded.deep:
+        return False
+    if max(decoded.original_size) > FIT_EDGE:
+        return False
+    if decoded.format == "jpeg":
+        return decoded.pil_format == "JPEG" and decoded.raw_mode in ("RGB", "L")
+    return decoded.format == "png" and decoded.plain_mode and data[24] == 8  # byte 24: IHDR bit depth
+
+
+def _notices(decoded: _Decoded, target: tuple[int, int]) -> tuple[str, ...]:
+    """Sentences that tell the person what was changed in their photo, and why."""
+    notices = []
+    if target != decoded.original_size:
+        (w, h), (tw, th) = decoded.original_size, target
+        limit = f"{FIT_EDGE} × {FIT_EDGE}"
+        notices.append(
+            f"Your photo was scaled down from {w} × {h} to {tw} × {th} pixels "
+            f"to fit the background service's {limit} limit."
+        )
+    if decoded.orientation != 1:
+        notices.append("Your photo was turned upright using the orientation your camera recorded.")
+    if decoded.frames > 1 and decoded.format in ("gif", "webp", "png", "avif"):
+        notices.append("Your file is an animation, so only its first frame was used.")
+    elif decoded.frames > 1 and decoded.format == "tiff":
+        notices.append("Your file has several pages, so only the first page was used.")
+    if decoded.raw_mode == "CMYK":
+        notices.append("Your photo's print colours (CMYK) were converted to screen colours (RGB).")
+    elif decoded.deep:
+        notices.append("Your photo's high bit depth was reduced to the standard 8 bits per channel.")
+    return tuple(notices)
+
+
+def _fit_size(size: tuple[int, int], edge: int) -> tuple[int, int]:
+    """The size that fits inside edge x edge keeping the aspect ratio; never larger, never below 1 px."""
+    width, height = size
+    longest = max(width, height)
+    if longest <= edge:
+        return width, height
+    return max(1, round(width * edge / longest)), max(1, round(height * edge / longest))
+
+
+def _image_type(image_type: str) -> str:
+    """Normalise an output type name ("JPG" -> "jpeg"); a name outside OUTPUT_FORMATS is a caller's bug."""
+    name = image_type.strip().lower().replace("jpg", "jpeg")
+    if name not in OUTPUT_FORMATS:
+        msg = f"image_type must be one of {OUTPUT_FORMATS}, not {image_type!r}"
+        raise ValueError(msg)
+    return name
+
+
+def _label(filename: str | None) -> str:
+    """How messages name the file: its base name quoted, cut short and stripped of control characters."""
+    name = re.split(r"[\\/]", filename or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable())[:80]
+    return f"“{name}”" if name else "This file"
+
+
+def _megabytes(size: int) -> str:
+    """Size in MB for a message; one decimal near the limit so "30 MB; the limit is 30 MB" never shows."""
+    megabytes = size / (1024 * 1024)
+    return f"{megabytes:.0f}" if megabytes >= 31 else f"{megabytes:.1f}"

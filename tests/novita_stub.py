@@ -1,0 +1,446 @@
+"""A loopback stand-in for Novita's ``POST /v3/replace-background``, with scriptable faults.
+
+Used by unit, AppTest and browser tests and by benchmarks; ``python -m tests.novita_stub`` runs it by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import collections
+import hashlib
+import io
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import NamedTuple
+
+from PIL import Image
+
+PATH = "/v3/replace-background"
+IMAGE_TYPES = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
+MAX_IMAGE_BYTES = 30 * 1024 * 1024
+MAX_EDGE = 4096
+MAX_BODY_BYTES = 48 * 1024 * 1024  # like a proxy's body cap: base64 of 30 MB plus room
+
+# JSON error bodies as seen from the live API: (status, reason, message).
+JSON_ERRORS = {
+    "400": (400, "INVALID_REQUEST_BODY", "prompt contains forbidden words"),
+    "401": (401, "FAILED_TO_AUTH", "failed to authenticate API key"),
+    "403-key": (403, "INVALID_API_KEY", "invalid api-key"),
+    "403-balance": (403, "NOT_ENOUGH_BALANCE", "Insufficient balance"),
+    "404": (404, "NOT_FOUND", "not found"),
+    "413-json": (413, "REQUEST_ENTITY_TOO_LARGE", "request entity too large"),
+    "429": (429, "TOO_MANY_REQUESTS", "rate limit exceeded"),
+    "429-no-retry-after": (429, "TOO_MANY_REQUESTS", "rate limit exceeded"),
+    "500": (500, "INTERNAL_ERROR", "engine error"),
+    "503": (503, "SERVICE_NOT_AVAILABLE", "Service unavailable"),
+}
+# HTML bodies, as a proxy in front of the API (or a captive portal) would send them.
+HTML_ERRORS = {
+    "413": (413, "413 Request Entity Too Large"),
+    "502": (502, "502 Bad Gateway"),
+    "504": (504, "504 Gateway Time-out"),
+    "html-200": (200, "Welcome"),
+}
+# 200 replies whose body is unusable: name -> function(requested type) -> body bytes.
+BAD_200 = {
+    "no-image-file": lambda t: json.dumps({"image_type": t}).encode(),
+    "bad-base64": lambda t: json.dumps({"image_file": "!!!not base64!!!", "image_type": t}).encode(),
+    "not-an-image": lambda t: json.dumps(
+        {"image_file": base64.b64encode(b"hello world, not an image").decode(), "image_type": t}
+    ).encode(),
+    "truncated-image": lambda t: json.dumps({"image_file": _truncated_image(t), "image_type": t}).encode(),
+    "empty-200": lambda t: b"",
+}
+
+
+def _truncated_image(image_type: str) -> str:
+    """Base64 of the first half of a real image: the right magic bytes, but it cannot be decoded."""
+    buf = io.BytesIO()
+    Image.effect_noise((64, 64), 50).convert("RGB").save(buf, IMAGE_TYPES[image_type])
+    return base64.b64encode(buf.getvalue()[: buf.tell() // 2]).decode()
+
+
+OTHER_TYPE = {"png": "webp", "webp": "png", "jpeg": "png"}
+FAULTS = frozenset({*JSON_ERRORS, *HTML_ERRORS, *BAD_200, "timeout", "reset", "other-type"})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A scripted behaviour; the parameters apply to the faults named beside them."""
+
+    name: str
+    retry_after: float | str | None = None  # "429": Retry-After value (default 1)
+    delay: float | None = None  # "timeout": seconds to hang before answering (default 5)
+    status: int | None = None  # JSON error faults: override the status code (e.g. 422)
+    message: str | None = None  # JSON error faults: override Novita's message
+
+    def __post_init__(self) -> None:
+        if self.name not in FAULTS:
+            msg = f"unknown fault {self.name!r}; known: {', '.join(sorted(FAULTS))}"
+            raise ValueError(msg)
+
+
+class ImageInfo(NamedTuple):
+    format: str
+    size: tuple[int, int]
+    mode: str
+
+
+class Headers(dict):
+    """Request headers with case-insensitive lookup; the Authorization value never shows in repr."""
+
+    def __init__(self, items=()):
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key):
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key):
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key, default=None):
+        return super().get(key.lower(), default)
+
+    def __repr__(self) -> str:
+        return repr({k: ("<redacted>" if k == "authorization" else v) for k, v in self.items()})
+
+
+@dataclass
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: Headers
+    body: bytes = field(repr=False)
+    received_at: float  # time.monotonic()
+    request_id: str  # the X-Request-Id the stand-in answered with
+
+    @cached_property
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    @cached_property
+    def image(self) -> ImageInfo | None:
+        """Format, size and mode of the image sent in ``image_file``, or None if there is none."""
+        try:
+            with Image.open(io.BytesIO(base64.b64decode(self.json["image_file"], validate=True))) as img:
+                return ImageInfo(img.format, img.size, img.mode)
+        except Exception:  # noqa: BLE001 - anything unreadable is "no image"
+            return None
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _parse(body: bytes) -> tuple[Image.Image, str, str]:
+    """Validate a request body as Novita does; return (image, prompt, response type) or raise BadRequest."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BadRequest("request body must be JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    encoded, prompt, extra = data.get("image_file"), data.get("prompt", ""), data.get("extra", {})
+    if not isinstance(encoded, str) or not encoded:
+        raise BadRequest("image_file is required")
+    if encoded.startswith("data:"):
+        raise BadRequest("image_file must be plain base64, without a data: prefix")
+    if not isinstance(prompt, str):
+        raise BadRequest("prompt must be a string")
+    if not isinstance(extra, dict):
+        raise BadRequest("extra must be an object")
+    image_type = extra.get("response_image_type", "png")
+    if image_type not in IMAGE_TYPES:
+        raise BadRequest("extra.response_image_type must be one of png, webp, jpeg")
+    plan = extra.get("enterprise_plan", {})
+    if not isinstance(plan, dict) or not isinstance(plan.get("enabled", False), bool):
+        raise BadRequest("extra.enterprise_plan.enabled must be a boolean")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("image_file is not valid base64") from None
+    if len(raw) > MAX_IMAGE_BYTES:
+        raise BadRequest("image_file exceeds 30 MB")
+    try:
+        img = Image.open(io.BytesIO(raw))
+    except Exception:  # noqa: BLE001
+        raise BadRequest("image_file is not a supported image") from None
+    if max(img.size) > MAX_EDGE:
+        raise BadRequest(f"image exceeds {MAX_EDGE} pixels per edge")
+    try:
+        img.load()
+    except Exception:  # noqa: BLE001
+        raise BadRequest("image_file could not be decoded") from None
+    return img, prompt, image_type
+
+
+def render(img: Image.Image, prompt: str, image_type: str) -> bytes:
+    """A 'new background': keep the centre, paint the outer border a colour derived from the prompt."""
+    alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
+    mode = "RGBA" if alpha and image_type != "jpeg" else "RGB"
+    src = img.convert(mode)
+    colour = tuple(hashlib.sha256(prompt.encode()).digest()[:3]) + ((255,) if mode == "RGBA" else ())
+    out = Image.new(mode, src.size, colour)
+    w, h = src.size
+    b = max(1, min(w, h) // 8)
+    if w > 2 * b and h > 2 * b:
+        box = (b, b, w - b, h - b)
+        out.paste(src.crop(box), box)
+    buf = io.BytesIO()
+    options = {"png": {"compress_level": 1}, "webp": {"quality": 80, "method": 0}, "jpeg": {"quality": 85}}
+    out.save(buf, IMAGE_TYPES[image_type], **options[image_type])
+    return buf.getvalue()
+
+
+def _html(title: str) -> bytes:
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n"
+        "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    ).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # idle keep-alive connections close on their own
+    server: _Server
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet, and never a header in any log
+        pass
+
+    def setup(self):
+        super().setup()
+        self.server.connections.add(self.connection)
+
+    def finish(self):
+        self.server.connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def _handle(self):
+        stub = self.server.stub
+        length = int(self.headers.get("Content-Length") or 0)
+        too_big = length > MAX_BODY_BYTES
+        body = b"" if too_big else self.rfile.read(length)
+        self.request_id = uuid.uuid4().hex
+        received = ReceivedRequest(
+            self.command, self.path, Headers(self.headers.items()), body, time.monotonic(), self.request_id
+        )
+        fault = stub._record(received)
+        if too_big:
+            self.close_connection = True
+            return self._send(413, _html("413 Request Entity Too Large"), "text/html")
+        if fault is None:
+            stub._sleep(stub.latency)
+            return self._normal(body)
+        name = fault.name
+        if name in JSON_ERRORS:
+            status, reason, message = JSON_ERRORS[name]
+            headers = {"Retry-After": _seconds(fault.retry_after)} if name == "429" else {}
+            return self._error(fault.status or status, reason, fault.message or message, headers)
+        if name in HTML_ERRORS:
+            status, title = HTML_ERRORS[name]
+            return self._send(fault.status or status, _html(title), "text/html")
+        requested = self._requested_type(body)
+        if name in BAD_200:
+            return self._send(200, BAD_200[name](requested))
+        if name == "timeout":
+            stub._sleep(5.0 if fault.delay is None else fault.delay)
+            return self._normal(body)
+        if name == "other-type":
+            return self._normal(body, OTHER_TYPE[requested])
+        if name == "reset":  # promise a long body, send a little, then RST (not a clean close)
+            self._send(200, b'{"image_file": "' + b"A" * 65536 + b'", "image_type": "png"}', cut=1024)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return None
+        raise AssertionError(name)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
+
+    def _normal(self, body: bytes, answer_type: str | None = None):
+        if self.command != "POST" or self.path != PATH:
+            return self._error(*JSON_ERRORS["404"], metadata=False)
+        auth = self.headers.get("Authorization") or ""
+        scheme, _, key = auth.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return self._error(*JSON_ERRORS["401"])
+        valid = self.server.stub.valid_keys
+        if valid is not None and key.strip() not in valid:
+            return self._error(*JSON_ERRORS["403-key"], metadata=False)
+        try:
+            img, prompt, image_type = _parse(body)
+        except BadRequest as exc:
+            return self._error(400, "INVALID_REQUEST_BODY", str(exc))
+        answer_type = answer_type or image_type
+        encoded = base64.b64encode(render(img, prompt, answer_type)).decode()
+        return self._send(200, json.dumps({"image_file": encoded, "image_type": answer_type}).encode())
+
+    @staticmethod
+    def _requested_type(body: bytes) -> str:
+        try:
+            wanted = json.loads(body)["extra"]["response_image_type"]
+        except Exception:  # noqa: BLE001
+            return "png"
+        return wanted if wanted in IMAGE_TYPES else "png"
+
+    def _error(self, status, reason, message, headers=None, *, metadata=True):
+        payload = {"code": status, "reason": reason, "message": message, "metadata": {}}
+        if not metadata:
+            del payload["metadata"]
+        self._send(status, json.dumps(payload).encode(), headers=headers)
+
+    def _send(self, status, body: bytes, content_type="application/json", headers=None, *, cut=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Request-Id", self.request_id)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body[:cut])
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, host: str, port: int, stub: NovitaStub):
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.stub = stub
+        self.connections: set[socket.socket] = set()
+        super().__init__((host, port), _Handler)
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], OSError):  # clients hanging up is part of the job; bugs are not
+            super().handle_error(request, client_address)
+
+
+class NovitaStub:
+    """Context manager: ThreadingHTTPServer on loopback (free port by default), served by a daemon thread."""
+
+    def __init__(self, *, latency: float = 0.0, valid_keys: set[str] | None = None,
+                 host: str = "127.0.0.1", port: int = 0):
+        self.latency = latency
+        self.valid_keys = None if valid_keys is None else set(valid_keys)
+        self.requests: list[ReceivedRequest] = []
+        self._host, self._port = host, port
+        self._lock = threading.Lock()
+        self._queue: collections.deque[Fault] = collections.deque()
+        self._always: Fault | None = None
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def script(self, *faults: str | Fault) -> None:
+        """Queue behaviours for the next requests, one each, in order; then normal behaviour resumes."""
+        resolved = [_fault(f) for f in faults]
+        with self._lock:
+            self._queue.extend(resolved)
+
+    def always(self, fault: str | Fault | None) -> None:
+        """Behave like this for every request (after any scripted ones) until reset; None is normal."""
+        resolved = None if fault is None else _fault(fault)
+        with self._lock:
+            self._always = resolved
+
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._always = None
+            self.requests.clear()
+
+    def _record(self, request: ReceivedRequest) -> Fault | None:
+        with self._lock:
+            self.requests.append(request)
+            return self._queue.popleft() if self._queue else self._always
+
+    def _sleep(self, seconds: float) -> None:
+        self._stopping.wait(seconds)  # wakes at once when the stub stops
+
+    def start(self) -> NovitaStub:
+        self._stopping.clear()
+        self._server = _Server(self._host, self._port, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="novita-stub", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        for conn in list(self._server.connections):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=5)
+        self._thread = None
+
+    def __enter__(self) -> NovitaStub:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _fault(fault: str | Fault) -> Fault:
+    return fault if isinstance(fault, Fault) else Fault(fault)
+
+
+def _seconds(value: float | str | None) -> str:
+    """A Retry-After value: whole seconds as an integer (as RFC 9110 wants), strings passed through."""
+    if value is None:
+        return "1"
+    return str(int(value)) if isinstance(value, (int, float)) and float(value).is_integer() else str(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.novita_stub", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each normal answer")
+    parser.add_argument("--fault", choices=sorted(FAULTS), help="answer every request with this fault")
+    parser.add_argument("--retry-after", help="Retry-After for --fault 429")
+    parser.add_argument("--delay", type=float, help="hang time for --fault timeout")
+    parser.add_argument("--valid-key", action="append", help="accept only these keys (repeatable)")
+    args = parser.parse_args(argv)
+    stub = NovitaStub(latency=args.latency, valid_keys=args.valid_key, host=args.host, port=args.port)
+    if args.fault:
+        stub.always(Fault(args.fault, retry_after=args.retry_after, delay=args.delay))
+    with stub:
+        print(f"Novita stand-in on {stub.base_url} (use it as NOVITA_BASE_URL); Ctrl-C stops it", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
