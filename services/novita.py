@@ -124,7 +124,7 @@ class _PaidRetry(Retry):
 RETRY = _PaidRetry(
     total=4,
     connect=2,  # refused or unreachable: nothing was sent
-    read=0,  # the request may have been processed: never re-send a paid call
+    read=False,  # the request may have been processed: never re-send a paid call, and keep ReadTimeout as is
     other=0,
     status=3,
     status_forcelist=(429, 503),  # rejected before any work
@@ -175,8 +175,12 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png", *, ap
     try:
         response = _session().post(url, json=body, headers=headers, timeout=(config.CONNECT_TIMEOUT, read_timeout))
         content = response.content  # read fully here so a reset mid-reply is a connection error
+    except requests.ConnectTimeout:
+        msg = "Could not reach Novita in time. Check the connection and press Try again."
+        raise APITimeoutError(msg) from None
     except requests.Timeout:
-        msg = f"Novita took longer than {read_timeout:.0f} s to answer. Press Try again, or try a smaller photo."
+        msg = (f"Novita took longer than {read_timeout:g} s to answer. Press Try again in a moment, or try "
+               "a smaller photo.")
         raise APITimeoutError(msg) from None
     except requests.RequestException as exc:
         log.warning("replace-background: connection failed (%s)", type(exc).__name__)
@@ -205,12 +209,11 @@ def _decode_image(content: bytes, image_type: str) -> tuple[bytes, bool]:
     actual = images.sniff_format(data)
     if actual not in IMAGE_TYPES:
         raise InvalidResponseError(f"reply image_file is not a png/webp/jpeg image ({actual})", unreadable)
-    if actual == image_type:
-        return data, False
     try:
-        return images.convert(data, image_type), True
+        images.open_image(data)  # decodes every pixel: a cut-off image is caught here, not in the browser
+        return (data, False) if actual == image_type else (images.convert(data, image_type), True)
     except images.ImageError:
-        raise InvalidResponseError("reply image could not be converted", unreadable) from None
+        raise InvalidResponseError("reply image could not be decoded", unreadable) from None
 
 
 def _parse_error_body(content: bytes) -> tuple[str | None, str | None]:

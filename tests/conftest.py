@@ -32,8 +32,11 @@ def stub(stub_server):
 @pytest.fixture
 def novita_env(monkeypatch, stub):
     """Environment pointing the app at the stand-in with a test key; no other NOVITA_* leaks in."""
-    for name in ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_PRICE_PER_IMAGE"):
+    for name in ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_PRICE_PER_IMAGE", "APP_PASSWORD",
+                 "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_REDIS_URL", "RATE_LIMIT_WINDOW_SECONDS"):
         monkeypatch.delenv(name, raising=False)
+    # The shared key's budget has its own tests; here it must not make the flow wait a minute.
+    monkeypatch.setenv("NOVITA_RATE_LIMIT_PER_MINUTE", "1000")
     monkeypatch.setenv("NOVITA_API_KEY", TEST_KEY)
     monkeypatch.setenv("NOVITA_BASE_URL", stub.base_url)
     return stub

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from services.images import sniff_format
@@ -13,6 +14,7 @@ TIMEOUT = 30
 
 @pytest.fixture
 def app(novita_env):
+    st.cache_resource.clear()  # the process-wide limiter is rebuilt from this test's settings
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception
