@@ -4,7 +4,7 @@ import logging
 
 import streamlit as st
 
-from components import session
+from components import gate, session
 from components.sidebar import load_secrets, sidebar
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -12,9 +12,12 @@ st.set_page_config(page_title="Replace Background studio", page_icon=":material/
 load_secrets()
 session.init()
 
-pg = st.navigation([
+pages = [
     st.Page("pages/replace.py", title="Replace background", icon=":material/wallpaper:", default=True),
     st.Page("pages/history.py", title="History", icon=":material/history:"),
-])
+]
+# Navigation is declared before the gate so no page can be reached around it; it stays hidden until open.
+pg = st.navigation(pages, position="sidebar" if gate.is_open() else "hidden")
+gate.require()
 sidebar()
 pg.run()

@@ -7,11 +7,27 @@ import logging
 import streamlit as st
 
 from components import session
-from services import config, engines, images, jobs, novita
+from services import config, engines, images, jobs, novita, quota
 
 log = logging.getLogger(__name__)
 UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
               "happening, try another photo.")
+
+
+OWNER_KEY_MESSAGES = {
+    novita.InsufficientBalanceError: ("The demo's Novita credits are used up. Tell the owner of this app, or "
+                                      "paste your own key in the sidebar; the offline studio still works.",
+                                      "the account has no balance left: top it up at novita.ai"),
+    novita.AuthenticationError: ("The demo's Novita key is not valid. Tell the owner of this app, or paste "
+                                 "your own key in the sidebar; the offline studio still works.",
+                                 "the key was refused: set a valid NOVITA_API_KEY in the app's secrets"),
+}
+
+
+@st.cache_resource
+def shared_limiter() -> quota.Limiter:
+    """One limiter for every session of this process: the key's budget is shared by all of them."""
+    return quota.from_settings()
 
 
 def engine() -> str:
@@ -46,16 +62,41 @@ def request() -> None:
         st.session_state["replace.missing"] = ("Write a prompt first: where should the subject be? "
                                                "Or click one of the ideas under the box.")
         return
+    chosen = engine()
+    owner_key = not st.session_state["user_api_key"]
+    cap = config.max_images_per_session()
+    if chosen == engines.NOVITA and owner_key and st.session_state["paid_images"] >= cap:
+        st.session_state["replace.missing"] = (
+            f"This demo allows {cap} Novita images per session, and this session has used them. "
+            "The offline studio still works: choose it in the sidebar, or paste your own Novita key there.")
+        return
     image_type = (st.session_state.get("format") or "PNG").lower()
     st.session_state["last_error"] = None
-    st.session_state["job"] = jobs.start(
-        photo.prepared, photo.before_preview, prompt, image_type, engine=engine(), source_name=photo.name,
-        api_key=session.api_key(), cost=config.price_per_image())
+    job = jobs.start(photo.prepared, photo.before_preview, prompt, image_type, engine=chosen,
+                     source_name=photo.name, api_key=session.api_key(), cost=config.price_per_image(),
+                     limiter=shared_limiter())
+    job.owner_key = owner_key
+    st.session_state["job"] = job
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _label(job: jobs.Job) -> str:
+    if job.waiting is not None:
+        place, seconds = job.waiting
+        return (f"The shared key is busy: you are {_ordinal(place)} in line, about {seconds:.0f} s… "
+                f"{job.elapsed:.0f} s")
+    return f"{job.stage}… {job.elapsed:.0f} s"
 
 
 def wait(job: jobs.Job) -> None:
     """Show the steps with elapsed time until the run ends, then store its outcome and rerun."""
-    with st.status(f"{job.stage}… {job.elapsed:.0f} s", expanded=True) as status:
+    if job.engine == engines.NOVITA:
+        st.button("Cancel", key="replace.cancel", on_click=job.cancel.set, icon=":material/close:",
+                  help="Stop waiting for a free slot. A photo already sent cannot be called back.")
+    with st.status(_label(job), expanded=True) as status:
         shown = 0
         while True:
             finished = job.done.wait(0.25)
@@ -64,7 +105,7 @@ def wait(job: jobs.Job) -> None:
             shown = len(job.steps)
             if finished:
                 break
-            status.update(label=f"{job.stage}… {job.elapsed:.0f} s")
+            status.update(label=_label(job))
     _finish(job)
     st.rerun()
 
@@ -75,21 +116,31 @@ def _finish(job: jobs.Job) -> None:
         evicted = session.history().add(job.item)
         st.session_state["replace.current"] = job.item.id
         st.session_state["last_steps"] = (f"Done in {job.elapsed:.1f} s", list(job.steps))
+        if job.engine == engines.NOVITA:
+            st.session_state["paid_images"] += 1
+            st.session_state["spend"] += job.item.cost
         if evicted:
             st.session_state["evicted"] += len(evicted)
+            what = "the oldest result was" if len(evicted) == 1 else f"the {len(evicted)} oldest results were"
             st.session_state["notice"] = (
                 f"History keeps the latest {session.history().max_items} results (up to "
-                f"{session.history().max_bytes // 2**20} MB), so the oldest {len(evicted)} was removed. "
+                f"{session.history().max_bytes // 2**20} MB), so {what} removed. "
                 "Download results you want to keep.")
         return
     error = job.error
-    if isinstance(error, novita.NovitaError):
+    st.session_state["last_steps"] = None
+    owner_message = next((m for cls, m in OWNER_KEY_MESSAGES.items() if isinstance(error, cls)), None)
+    if isinstance(error, jobs.Cancelled):
+        st.session_state["notice"] = str(error)
+    elif owner_message and job.owner_key:
+        log.warning("Novita refused the app owner's key (%s): %s.", error.reason, owner_message[1])
+        st.session_state["last_error"] = (owner_message[0], False)
+    elif isinstance(error, novita.NovitaError):
         st.session_state["last_error"] = (error.user_message, error.retryable)
     elif isinstance(error, (images.ImageError, ValueError)):
         st.session_state["last_error"] = (str(error), False)
     else:
         st.session_state["last_error"] = (UNEXPECTED, True)
-    st.session_state["last_steps"] = None
 
 
 def outcome() -> None:

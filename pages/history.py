@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from components import session
+from components import gate, session
 from components.results import gallery, result_panel
 
 session.init()  # also here: AppTest reruns a page file without app.py
+gate.require()
 st.title("History")
 history = session.history()
 if not len(history):

@@ -82,3 +82,11 @@ def price_per_image() -> float:
         return max(0.0, float(setting("NOVITA_PRICE_PER_IMAGE", "0.0255")))
     except ValueError:
         return 0.0255
+
+
+def max_images_per_session() -> int:
+    """Novita images one session may make on the owner's key (`MAX_IMAGES_PER_SESSION`), default 25."""
+    try:
+        return max(0, int(setting("MAX_IMAGES_PER_SESSION", "25")))
+    except ValueError:
+        return 25

@@ -1,0 +1,196 @@
+"""The shared key's budget: a sliding-window rate limiter keyed by a hash of the API key.
+
+One limiter serves every session of the process (the page keeps it in `st.cache_resource`); with
+`RATE_LIMIT_REDIS_URL` set, the window lives in Redis so several replicas share one budget. Waiters
+are served first come, first served, and see their place in line and an estimate of the wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+
+from services import config
+
+DEFAULT_PER_MINUTE = 10  # Novita's default for replace-background, per key
+POLL = 0.25  # seconds between checks while waiting; also how soon a cancel is noticed
+
+OnWait = Callable[[int, float], None]  # (place in line from 1, estimated seconds)
+
+
+def bucket_for(api_key: str) -> str:
+    """The budget's name for a key: a hash, so the key itself is never held or stored."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:24]
+
+
+class Limiter:
+    """FIFO-fair waiting in front of a window store; subclasses say whether a slot is free now."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit = max(1, int(limit))
+        self.window = float(window)
+        self._cond = threading.Condition()
+        self._queues: dict[str, deque] = {}
+
+    # The store: `_take` grants a slot or returns the seconds until one may be free.
+    def _take(self, bucket: str) -> float:
+        raise NotImplementedError
+
+    def remaining(self, bucket: str) -> int:
+        """Slots left in the current window for this bucket."""
+        raise NotImplementedError
+
+    def penalize(self, bucket: str, seconds: float) -> None:
+        """Hold every caller of this bucket for `seconds` (Novita answered 429 anyway)."""
+        raise NotImplementedError
+
+    def acquire(self, bucket: str, *, cancel: threading.Event | None = None, on_wait: OnWait | None = None,
+                timeout: float | None = None) -> bool:
+        """Wait for a slot in line; True when granted, False when cancelled or timed out."""
+        ticket = object()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            queue = self._queues.setdefault(bucket, deque())
+            queue.append(ticket)
+            try:
+                while True:
+                    if (cancel is not None and cancel.is_set()) or (deadline and time.monotonic() > deadline):
+                        return False
+                    place = queue.index(ticket)
+                    wait = self._take(bucket) if place == 0 else None
+                    if wait == 0:
+                        return True
+                    if on_wait is not None:
+                        head_wait = wait if wait is not None else self._estimate_head(bucket)
+                        on_wait(place + 1, head_wait + place * self.window / self.limit)
+                    self._cond.wait(min(POLL, wait) if wait else POLL)
+            finally:
+                queue.remove(ticket)
+                self._cond.notify_all()
+
+    def _estimate_head(self, bucket: str) -> float:
+        return 0.0
+
+
+class MemoryLimiter(Limiter):
+    """The window kept in this process: right for a single Streamlit server."""
+
+    def __init__(self, limit: int, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(limit, window)
+        self._clock = clock
+        self._grants: dict[str, deque[float]] = {}
+        self._blocked: dict[str, float] = {}
+
+    def _grants_now(self, bucket: str, now: float) -> deque[float]:
+        grants = self._grants.setdefault(bucket, deque())
+        while grants and grants[0] <= now - self.window:
+            grants.popleft()
+        return grants
+
+    def _take(self, bucket: str) -> float:
+        now = self._clock()
+        blocked = self._blocked.get(bucket, 0.0) - now
+        grants = self._grants_now(bucket, now)
+        if blocked > 0:
+            return blocked
+        if len(grants) < self.limit:
+            grants.append(now)
+            return 0
+        return max(grants[0] + self.window - now, 0.01)
+
+    def _estimate_head(self, bucket: str) -> float:
+        now = self._clock()
+        grants = self._grants_now(bucket, now)
+        free_at = grants[0] + self.window - now if len(grants) >= self.limit else 0.0
+        return max(free_at, self._blocked.get(bucket, 0.0) - now, 0.0)
+
+    def remaining(self, bucket: str) -> int:
+        with self._cond:
+            return max(0, self.limit - len(self._grants_now(bucket, self._clock())))
+
+    def penalize(self, bucket: str, seconds: float) -> None:
+        with self._cond:
+            until = self._clock() + max(0.0, seconds)
+            self._blocked[bucket] = max(self._blocked.get(bucket, 0.0), until)
+            self._cond.notify_all()
+
+
+# Atomic in Redis: drop grants older than the window, then grant or say how long until the oldest expires.
+# Time comes from the Redis server so every replica agrees on it. Returns milliseconds to wait (0 = granted).
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
+if blocked > now then return blocked - now end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(tonumber(oldest[2]) + window - now, 10)
+"""
+_REMAINING = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+return redis.call('ZCARD', KEYS[1])
+"""
+_PENALIZE = """
+local t = redis.call('TIME')
+local until_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ms > current then redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1])) end
+return 0
+"""
+
+
+class RedisLimiter(Limiter):
+    """The window kept in Redis: one budget shared by every replica behind a load balancer."""
+
+    def __init__(self, url: str, limit: int, window: float = 60.0, prefix: str = "rbg:quota:") -> None:
+        import redis  # only needed when RATE_LIMIT_REDIS_URL is set
+
+        super().__init__(limit, window)
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._prefix = prefix
+        self._take_script = self._redis.register_script(_TAKE)
+        self._remaining_script = self._redis.register_script(_REMAINING)
+        self._penalize_script = self._redis.register_script(_PENALIZE)
+
+    def _keys(self, bucket: str) -> list[str]:
+        return [f"{self._prefix}{bucket}:window", f"{self._prefix}{bucket}:blocked"]
+
+    def _take(self, bucket: str) -> float:
+        member = uuid.uuid4().hex
+        wait_ms = int(self._take_script(keys=self._keys(bucket), args=[int(self.window * 1000), self.limit, member]))
+        return wait_ms / 1000.0
+
+    def remaining(self, bucket: str) -> int:
+        used = int(self._remaining_script(keys=self._keys(bucket)[:1], args=[int(self.window * 1000)]))
+        return max(0, self.limit - used)
+
+    def penalize(self, bucket: str, seconds: float) -> None:
+        self._penalize_script(keys=self._keys(bucket)[1:], args=[max(1, int(seconds * 1000))])
+        with self._cond:
+            self._cond.notify_all()
+
+
+def from_settings() -> Limiter:
+    """The limiter the settings ask for: Redis with `RATE_LIMIT_REDIS_URL`, else in memory."""
+    try:
+        limit = int(config.setting("NOVITA_RATE_LIMIT_PER_MINUTE", str(DEFAULT_PER_MINUTE)))
+    except ValueError:
+        limit = DEFAULT_PER_MINUTE
+    try:
+        window = float(config.setting("RATE_LIMIT_WINDOW_SECONDS", "60"))
+    except ValueError:
+        window = 60.0
+    url = config.setting("RATE_LIMIT_REDIS_URL")
+    return RedisLimiter(url, limit, window) if url else MemoryLimiter(limit, window)
