@@ -1,16 +1,16 @@
-"""Replace Background studio: the router. Pages live in pages/, the shared sidebar in components/."""
+"""Replace Background studio: the router. Pages live in pages/; each opens with `page_setup()` (session,
+access gate, the shared sidebar in components/sidebar.py)."""
 
 import logging
 
 import streamlit as st
 
-from components import gate, session
-from components.sidebar import load_secrets, sidebar
+from components import gate
+from components.sidebar import load_secrets
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="Replace Background studio", page_icon=":material/wallpaper:", layout="centered")
 load_secrets()
-session.init()
 
 pages = [
     st.Page("pages/replace.py", title="Replace background", icon=":material/wallpaper:", default=True),
@@ -19,5 +19,4 @@ pages = [
 # Navigation is declared before the gate so no page can be reached around it; it stays hidden until open.
 pg = st.navigation(pages, position="sidebar" if gate.is_open() else "hidden")
 gate.require()
-sidebar()
 pg.run()

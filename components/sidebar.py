@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import session
+from components import gate, session
 from components.runner import shared_limiter
 from services import config, engines, quota
 
@@ -33,6 +33,14 @@ def _keep_key() -> None:
 
 def _forget_key() -> None:
     st.session_state["user_api_key"] = ""
+
+
+def page_setup() -> None:
+    """First lines of every page: session keys, the access gate, the shared sidebar. Pages do this rather
+    than app.py because Streamlit's AppTest reruns a page file without the router once pages/ exists."""
+    session.init()
+    gate.require()
+    sidebar()
 
 
 def sidebar() -> None:

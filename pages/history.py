@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from components import gate, session
+from components import session
+from components.sidebar import page_setup
 from components.results import gallery, result_panel
 
-session.init()  # also here: AppTest reruns a page file without app.py
-gate.require()
+page_setup()
 st.title("History")
 history = session.history()
 if not len(history):

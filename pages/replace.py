@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from components import gate, inputs, runner, session
+from components import inputs, runner, session
+from components.sidebar import page_setup
 from components.results import gallery, result_panel
 
-session.init()  # also here: AppTest reruns a page file without app.py
-gate.require()
+page_setup()
 st.title("Replace background")
 st.caption("Give a photo, say where the subject should be, pick a format, and get it back with a new background.")
 

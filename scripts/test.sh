@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine, then runs every test.
-# System: Debian's chromium for the browser tests (playwright's own browser download cannot work here).
+# System: Debian's chromium for the browser tests (playwright's own browser download cannot work here) and
+# redis-server for the shared rate limiter's tests.
 # Python: a .venv with requirements-dev.txt. Node: juxtaposejs, served to the browser in place of its CDN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
