@@ -14,6 +14,8 @@ load_secrets()
 
 pages = [
     st.Page("pages/replace.py", title="Replace background", icon=":material/wallpaper:", default=True),
+    st.Page("pages/variants.py", title="Variants", icon=":material/grid_view:"),
+    st.Page("pages/batch.py", title="Batch", icon=":material/photo_library:"),
     st.Page("pages/history.py", title="History", icon=":material/history:"),
 ]
 # Navigation is declared before the gate so no page can be reached around it; it stays hidden until open.

@@ -69,28 +69,28 @@ def photo_picker() -> session.Photo | None:
     return photo
 
 
-def prompt_box() -> str:
+def prompt_box(key: str = "prompt") -> str:
     """The Prompt text area with clickable examples; returns the prompt stripped."""
     st.text_area(
-        "Prompt", key="prompt", max_chars=PROMPT_MAX_CHARS, height=90, persist_state="session",
+        "Prompt", key=key, max_chars=PROMPT_MAX_CHARS, height=90, persist_state="session",
         placeholder="Where should the subject be? For example: on a marble counter, soft light",
     )
-    st.pills("Ideas to start from", EXAMPLE_PROMPTS, key="prompt_example", on_change=_use_example,
+    st.pills("Ideas to start from", EXAMPLE_PROMPTS, key=f"{key}_example", on_change=_use_example, args=(key,),
              label_visibility="collapsed")
-    return (st.session_state.get("prompt") or "").strip()
+    return (st.session_state.get(key) or "").strip()
 
 
-def _use_example() -> None:
-    example = st.session_state.get("prompt_example")
+def _use_example(key: str) -> None:
+    example = st.session_state.get(f"{key}_example")
     if example:
-        st.session_state["prompt"] = example
-    st.session_state["prompt_example"] = None
+        st.session_state[key] = example
+    st.session_state[f"{key}_example"] = None
 
 
-def format_picker() -> str:
+def format_picker(key: str = "format") -> str:
     """The Output format choice; returns "png", "webp" or "jpeg"."""
     label = st.radio(
-        "Output format", list(FORMATS), key="format", horizontal=True, persist_state="session",
+        "Output format", list(FORMATS), key=key, horizontal=True, persist_state="session",
         captions=list(FORMATS.values()),
     )
     return (label or "PNG").lower()

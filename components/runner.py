@@ -7,11 +7,9 @@ import logging
 import streamlit as st
 
 from components import session
-from services import config, engines, images, jobs, novita, quota
+from services import config, engines, jobs, novita, quota
 
 log = logging.getLogger(__name__)
-UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
-              "happening, try another photo.")
 
 
 OWNER_KEY_MESSAGES = {
@@ -135,12 +133,8 @@ def _finish(job: jobs.Job) -> None:
     elif owner_message and job.owner_key:
         log.warning("Novita refused the app owner's key (%s): %s.", error.reason, owner_message[1])
         st.session_state["last_error"] = (owner_message[0], False)
-    elif isinstance(error, novita.NovitaError):
-        st.session_state["last_error"] = (error.user_message, error.retryable)
-    elif isinstance(error, (images.ImageError, ValueError)):
-        st.session_state["last_error"] = (str(error), False)
     else:
-        st.session_state["last_error"] = (UNEXPECTED, True)
+        st.session_state["last_error"] = jobs.failure_message(error)
 
 
 def outcome() -> None:

@@ -5,6 +5,7 @@ import streamlit as st
 from components import session
 from components.sidebar import page_setup
 from components.results import gallery, result_panel
+from services import export
 
 page_setup()
 st.title("History")
@@ -20,7 +21,11 @@ st.caption(f"{len(history)} result{'s' if len(history) != 1 else ''} in this bro
 selected = history.get(st.session_state["history.selected"]) or next(iter(history))
 result_panel(selected, key="history")
 
-with st.popover("Clear all", icon=":material/delete_sweep:"):
+left, right = st.columns(2)
+rows = export.rows_for(history)
+left.download_button("Download all as ZIP", data=lambda: export.zip_results(rows), file_name="history.zip",
+                     mime="application/zip", on_click="ignore", key="history.zip", icon=":material/folder_zip:")
+with right.popover("Clear all", icon=":material/delete_sweep:"):
     st.write(f"Delete all {len(history)} results of this session? This cannot be undone.")
     st.button("Delete all", type="primary", key="history.clear", on_click=history.clear)
 

@@ -90,3 +90,11 @@ def max_images_per_session() -> int:
         return max(0, int(setting("MAX_IMAGES_PER_SESSION", "25")))
     except ValueError:
         return 25
+
+
+def batch_concurrency() -> int:
+    """How many photos of a batch run at once (`BATCH_CONCURRENCY`), default 4."""
+    try:
+        return min(8, max(1, int(setting("BATCH_CONCURRENCY", "4"))))
+    except ValueError:
+        return 4

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services import engines, images, novita
@@ -18,6 +19,9 @@ from services.quota import Limiter, bucket_for
 
 log = logging.getLogger(__name__)
 RATE_LIMIT_BACKOFF = 15.0  # seconds every session holds off after a 429 that said nothing about when
+UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
+              "happening, try another photo.")
+Progress = Callable[..., None]
 
 
 class Cancelled(Exception):
@@ -58,48 +62,65 @@ def start(prepared: PreparedImage, before_preview: bytes, prompt: str, image_typ
     return job
 
 
-def _wait_for_slot(job: Job, limiter: Limiter, bucket: str) -> None:
-    job.stage = "Waiting for a free slot on the shared key"
+def failure_message(error: BaseException) -> tuple[str, bool]:
+    """(sentence for the person, whether a one-click retry makes sense) for any failure of a run."""
+    if isinstance(error, novita.NovitaError):
+        return error.user_message, error.retryable
+    if isinstance(error, (images.ImageError, Cancelled, ValueError)):
+        return str(error), False
+    return UNEXPECTED, True
 
-    def on_wait(place: int, seconds: float) -> None:
-        job.waiting = (place, seconds)
 
-    granted = limiter.acquire(bucket, cancel=job.cancel, on_wait=on_wait)
-    job.waiting = None
-    if not granted:
-        raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
+def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str, *, engine: str,
+              source_name: str, api_key: str | None = None, cost: float = 0.0, limiter: Limiter | None = None,
+              cancel: threading.Event | None = None, progress: Progress | None = None) -> HistoryItem:
+    """Run one replacement to the end, in the calling thread: wait for a slot, call the engine, make the
+    previews. `progress` hears (stage, step done, place in line); no Streamlit is touched here."""
+    report = progress or (lambda stage=None, step=None, waiting=None: None)
+    started = time.monotonic()
+    width, height = prepared.size
+    report(step=f"Prepared the photo: {width} × {height} {prepared.format.upper()}")
+    bucket = bucket_for(api_key) if engine == engines.NOVITA and api_key and limiter is not None else None
+    if bucket is not None:
+        report(stage="Waiting for a free slot on the shared key")
+        granted = limiter.acquire(bucket, cancel=cancel,
+                                  on_wait=lambda place, seconds: report(waiting=(place, seconds)))
+        report(waiting=False)
+        if not granted:
+            raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
+    report(stage="Sending the photo to Novita and waiting for the new background" if engine == engines.NOVITA
+           else "Cutting out the subject and painting a backdrop")
+    try:
+        result = engines.replace_background(prepared.data, prompt, image_type, engine=engine, api_key=api_key)
+    except novita.RateLimitError as exc:
+        if bucket is not None:  # every session holds off, not only this one
+            limiter.penalize(bucket, exc.retry_after or RATE_LIMIT_BACKOFF)
+        raise
+    report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s", stage="Making the previews")
+    converted = ("Novita sent another format; it was converted here.",) if result.converted else ()
+    return HistoryItem(
+        prompt=prompt, image_type=image_type, engine=engine, seconds=time.monotonic() - started,
+        source_name=source_name, result=result.image, before_preview=before_preview,
+        after_preview=images.preview(result.image), thumbnail=images.thumbnail(result.image),
+        size=prepared.size, cost=cost if engine == engines.NOVITA else 0.0, notices=prepared.notices + converted,
+    )
 
 
 def _run(job: Job, prepared: PreparedImage, before_preview: bytes, api_key: str | None, cost: float,
          limiter: Limiter | None) -> None:
-    bucket = None
+    def progress(stage=None, step=None, waiting=None):
+        if waiting is not None:
+            job.waiting = waiting or None
+        if step:
+            job.steps.append(step)
+        if stage:
+            job.stage = stage
+
     try:
-        width, height = prepared.size
-        job.steps.append(f"Prepared the photo: {width} × {height} {prepared.format.upper()}")
-        if job.engine == engines.NOVITA:
-            if limiter is not None and api_key:
-                bucket = bucket_for(api_key)
-                _wait_for_slot(job, limiter, bucket)
-            job.stage = "Sending the photo to Novita and waiting for the new background"
-        else:
-            job.stage = "Cutting out the subject and painting a backdrop"
-        result = engines.replace_background(prepared.data, job.prompt, job.image_type, engine=job.engine,
-                                            api_key=api_key)
-        job.steps.append(f"{engines.LABELS[job.engine]} answered in {result.seconds:.1f} s")
-        job.stage = "Making the previews"
-        job.item = HistoryItem(
-            prompt=job.prompt, image_type=job.image_type, engine=job.engine, seconds=job.elapsed,
-            source_name=job.source_name, result=result.image, before_preview=before_preview,
-            after_preview=images.preview(result.image), thumbnail=images.thumbnail(result.image),
-            size=prepared.size, cost=cost if job.engine == engines.NOVITA else 0.0,
-            notices=prepared.notices + (("Novita sent another format; it was converted here.",)
-                                        if result.converted else ()),
-        )
+        job.item = make_item(prepared, before_preview, job.prompt, job.image_type, engine=job.engine,
+                             source_name=job.source_name, api_key=api_key, cost=cost, limiter=limiter,
+                             cancel=job.cancel, progress=progress)
         job.steps.append("Done")
-    except novita.RateLimitError as exc:
-        if limiter is not None and bucket is not None:  # every session holds off, not only this one
-            limiter.penalize(bucket, exc.retry_after or RATE_LIMIT_BACKOFF)
-        job.error = exc
     except Exception as exc:  # every failure goes back to the page, which decides what the person sees
         if not isinstance(exc, (images.ImageError, novita.NovitaError, Cancelled, ValueError)):
             log.exception("replace-background: unexpected failure")

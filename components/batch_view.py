@@ -1,0 +1,186 @@
+"""Batch and Variants on the page: start a run, watch its progress, collect results, retry, ZIP."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from components import session
+from components.compare import compare
+from components.results import describe, download_button
+from components.runner import engine, shared_limiter
+from components.text import escape_markdown
+from services import batch as batches
+from services import config, engines, export
+
+STATE_ICONS = {batches.WAITING: ":material/schedule:", batches.RUNNING: ":material/progress_activity:",
+               batches.DONE: ":material/check_circle:", batches.FAILED: ":material/error:"}
+RUNS = ("batch.run", "variants.run")  # session keys of the two kinds of runs
+
+
+def _start(run_key: str, tasks: list[batches.Task], image_type: str) -> None:
+    """Start tasks in the background, unless the session's cap on the owner's key forbids it."""
+    chosen = engine()
+    owner_key = not st.session_state["user_api_key"]
+    cap = config.max_images_per_session()
+    left = cap - st.session_state["paid_images"]
+    if chosen == engines.NOVITA and owner_key and len(tasks) > left:
+        st.session_state[f"{run_key}.message"] = (
+            f"This needs {len(tasks)} Novita images but this session has {max(left, 0)} left of its {cap}. "
+            "Use fewer photos or prompts, or choose the offline studio in the sidebar.")
+        return
+    run = batches.Batch(tasks, image_type, chosen, concurrency=config.batch_concurrency())
+    run.start(api_key=session.api_key(), cost=config.price_per_image(), limiter=shared_limiter())
+    st.session_state[run_key] = run
+
+
+def start_batch() -> None:
+    """on_click of the Batch page's button: every uploaded photo (ZIPs opened) × the prompt."""
+    st.session_state["batch.run.message"] = None
+    uploads = [(f.name, f.getvalue()) for f in st.session_state.get("batch.upload") or []]
+    photos, skipped = batches.photos_from_uploads(uploads)
+    prompt = (st.session_state.get("batch.prompt") or "").strip()
+    if not photos:
+        st.session_state["batch.run.message"] = " ".join(skipped) or "Add some photos first (or a ZIP of photos)."
+    elif not prompt:
+        st.session_state["batch.run.message"] = "Write a prompt first: where should the subjects be?"
+    else:
+        if skipped:
+            st.session_state["batch.run.message"] = " ".join(skipped)
+        tasks = [batches.Task(name, prompt, data=data) for name, data in photos]
+        _start("batch.run", tasks, (st.session_state.get("batch.format") or "PNG").lower())
+
+
+def start_variants() -> None:
+    """on_click of the Variants page's button: the photo in use × each prompt given."""
+    st.session_state["variants.run.message"] = None
+    photo = session.photo()
+    prompts = [p.strip() for p in (st.session_state.get(f"variants.prompt{i}") or "" for i in range(4))]
+    prompts = [p for p in prompts if p]
+    if photo is None:
+        st.session_state["variants.run.message"] = "Add a photo first: upload one, take one, or try a sample."
+    elif not prompts:
+        st.session_state["variants.run.message"] = "Write at least one prompt (up to four)."
+    else:
+        st.session_state["variants.picked"] = None
+        tasks = [batches.Task(photo.name, prompt, prepared=photo.prepared, before_preview=photo.before_preview)
+                 for prompt in prompts]
+        _start("variants.run", tasks, (st.session_state.get("variants.format") or "PNG").lower())
+
+
+def is_running(run_key: str) -> bool:
+    """True while a run of this kind is in flight."""
+    run = st.session_state.get(run_key)
+    return run is not None and not run.finished
+
+
+def retry(run_key: str) -> None:
+    """on_click of Retry failed: run only the failed tasks again."""
+    run = st.session_state.get(run_key)
+    if run is not None:
+        run.retry_failed(api_key=session.api_key(), cost=config.price_per_image(), limiter=shared_limiter())
+
+
+def collect() -> None:
+    """Move every finished result of any run into history; called on every page, so nothing finished is
+    lost when a person leaves the page mid-run."""
+    for run_key in RUNS:
+        run = st.session_state.get(run_key)
+        if run is None:
+            continue
+        for task in run.collect():
+            session.history().add(task.item)
+            if task.item.engine == engines.NOVITA:
+                st.session_state["paid_images"] += 1
+                st.session_state["spend"] += task.item.cost
+
+
+def _summary(run: batches.Batch) -> tuple[float, str]:
+    counts = run.counts()
+    total = len(run.tasks)
+    left = counts[batches.WAITING] + counts[batches.RUNNING]
+    text = f"{counts[batches.DONE]} done · {counts[batches.FAILED]} failed · {left} remaining of {total}"
+    return (total - left) / max(total, 1), text
+
+
+def _rows(run: batches.Batch) -> None:
+    for task in run.tasks:
+        name = escape_markdown(task.source_name)
+        if task.status == batches.DONE and task.item is not None:
+            st.markdown(f"{STATE_ICONS[task.status]} **{name}** — done in {task.item.seconds:.1f} s")
+        elif task.status == batches.FAILED:
+            st.markdown(f"{STATE_ICONS[task.status]} **{name}** — failed: {escape_markdown(task.error or '')}")
+        else:
+            st.markdown(f"{STATE_ICONS[task.status]} **{name}** — {task.status}")
+
+
+def watch(run_key: str, *, rows: bool = True) -> None:
+    """While the run works: a progress bar and each task's state, refreshed until it ends, then rerun."""
+    run = st.session_state[run_key]
+    bar, detail = st.empty(), st.empty()
+    while True:
+        collect()
+        fraction, text = _summary(run)
+        bar.progress(fraction, text=text)
+        if rows:
+            with detail.container():
+                _rows(run)
+        if run.finished:
+            break
+        time.sleep(0.3)
+    collect()
+    st.rerun()
+
+
+def outcome(run_key: str, *, label: str, rows: bool = True) -> None:
+    """After the run: the summary, each task's state, Retry failed, and Download all (ZIP)."""
+    message = st.session_state.get(f"{run_key}.message")
+    if message:
+        st.warning(message, icon=":material/info:")
+    run = st.session_state.get(run_key)
+    if run is None:
+        return
+    if not run.finished:
+        watch(run_key, rows=rows)
+        return
+    fraction, text = _summary(run)
+    st.progress(fraction, text=text)
+    if rows:
+        _rows(run)
+    failed = run.counts()[batches.FAILED]
+    done = [task for task in run.tasks if task.item is not None]
+    left, right = st.columns(2)
+    if failed:
+        left.button(f"Retry failed ({failed})", key=f"{run_key}.retry", on_click=retry, args=(run_key,),
+                    icon=":material/refresh:")
+    if done:
+        rows_ = [export.Row(t.source_name, t.prompt, run.image_type, run.engine, item=t.item, error=t.error)
+                 for t in run.tasks]
+        with right:
+            st.download_button("Download all (ZIP)", data=lambda: export.zip_results(rows_),
+                               file_name=f"{label}-results.zip", mime="application/zip", on_click="ignore",
+                               key=f"{run_key}.zip", icon=":material/folder_zip:", type="primary")
+
+
+def variant_grid(run_key: str) -> None:
+    """The variants side by side; the one picked opens in the slider above the grid."""
+    run = st.session_state.get(run_key)
+    if run is None or not run.finished:
+        return
+    done = [task.item for task in run.tasks if task.item is not None]
+    if not done:
+        return
+    picked = next((i for i in done if i.id == st.session_state.get("variants.picked")), done[0])
+    compare(picked.before_preview, picked.after_preview)
+    st.caption(f"“{escape_markdown(picked.prompt)}” · {describe(picked)}")
+    for start_at in range(0, len(done), 2):
+        for column, item in zip(st.columns(2), done[start_at:start_at + 2]):
+            with column.container(border=True):
+                st.image(item.after_preview, width="stretch")
+                st.markdown(f"**{escape_markdown(item.prompt)}**")
+                open_col, download_col = st.columns(2)
+                open_col.button("Open in slider", key=f"variants.open.{item.id}", icon=":material/open_in_full:",
+                                on_click=lambda item_id=item.id: st.session_state.update({"variants.picked": item_id}))
+                with download_col:
+                    download_button(item, key=f"variants.dl.{item.id}", label="Download")

@@ -1,0 +1,143 @@
+"""Many replacements at once: many photos × one prompt (Batch) or one photo × many prompts (Variants).
+
+Worker threads do only I/O and image work, a bounded number at a time, each waiting its turn on the
+shared key's limiter; the page polls the tasks and moves finished results into history as they come.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from services import images, jobs
+from services.history import HistoryItem
+from services.quota import Limiter
+
+log = logging.getLogger(__name__)
+DEFAULT_CONCURRENCY = 4
+MAX_PHOTOS = 50  # per batch: enough for a product shoot, not enough to empty a shared key by accident
+MAX_ZIP_BYTES = 300 * 1024 * 1024  # uncompressed total read out of one uploaded ZIP
+
+WAITING, RUNNING, DONE, FAILED = "waiting", "running", "done", "failed"
+
+
+@dataclass
+class Task:
+    """One photo × one prompt, and how it went."""
+
+    source_name: str
+    prompt: str
+    data: bytes | None = None  # the uploaded bytes, until prepared
+    prepared: images.PreparedImage | None = None
+    before_preview: bytes | None = None
+    status: str = WAITING
+    error: str | None = None
+    retryable: bool = False
+    item: HistoryItem | None = None
+    collected: bool = False  # moved into history already
+
+
+@dataclass
+class Batch:
+    """The tasks of one batch run and the settings they share."""
+
+    tasks: list[Task]
+    image_type: str
+    engine: str
+    concurrency: int = DEFAULT_CONCURRENCY
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        """How many tasks are in each state."""
+        with self._lock:
+            states = [task.status for task in self.tasks]
+        return {state: states.count(state) for state in (WAITING, RUNNING, DONE, FAILED)}
+
+    @property
+    def finished(self) -> bool:
+        """True when no task is waiting or running."""
+        counts = self.counts()
+        return counts[WAITING] + counts[RUNNING] == 0
+
+    def start(self, *, api_key: str | None, cost: float, limiter: Limiter | None) -> None:
+        """Run every waiting task in the background, `concurrency` at a time; returns at once."""
+        pending = [task for task in self.tasks if task.status == WAITING]
+        if not pending:
+            return
+        pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="batch")
+        for task in pending:
+            pool.submit(self._run, task, api_key, cost, limiter)
+        pool.shutdown(wait=False)
+
+    def retry_failed(self, *, api_key: str | None, cost: float, limiter: Limiter | None) -> int:
+        """Put the failed tasks back in line and run them again; returns how many."""
+        with self._lock:
+            failed = [task for task in self.tasks if task.status == FAILED]
+            for task in failed:
+                task.status, task.error, task.retryable = WAITING, None, False
+        self.start(api_key=api_key, cost=cost, limiter=limiter)
+        return len(failed)
+
+    def collect(self) -> list[Task]:
+        """Finished tasks not yet handed over (each is returned once), so the page can add them to history."""
+        with self._lock:
+            ready = [task for task in self.tasks if task.status == DONE and not task.collected]
+            for task in ready:
+                task.collected = True
+        return ready
+
+    def _run(self, task: Task, api_key: str | None, cost: float, limiter: Limiter | None) -> None:
+        with self._lock:
+            task.status = RUNNING
+        try:
+            if task.prepared is None:
+                task.prepared = images.prepare(task.data or b"", task.source_name)
+                task.before_preview = images.preview(task.prepared.data)
+                task.data = None  # the prepared copy is all that is needed from here on
+            item = jobs.make_item(task.prepared, task.before_preview, task.prompt, self.image_type,
+                                  engine=self.engine, source_name=task.source_name, api_key=api_key, cost=cost,
+                                  limiter=limiter)
+        except Exception as exc:  # one photo's failure never stops the others
+            message, retryable = jobs.failure_message(exc)
+            if message == jobs.UNEXPECTED:
+                log.exception("batch: unexpected failure")
+            with self._lock:
+                task.status, task.error, task.retryable = FAILED, message, retryable
+            return
+        with self._lock:
+            task.item, task.status = item, DONE
+
+
+def photos_from_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Expand uploads (photos and ZIPs of photos) into (name, bytes) pairs; also return sentences about
+    what was skipped. ZIPs are read with a cap on total size and count, skipping folders and hidden files."""
+    photos: list[tuple[str, bytes]] = []
+    skipped: list[str] = []
+    for name, data in files:
+        if not name.lower().endswith(".zip"):
+            photos.append((name, data))
+            continue
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                total = 0
+                for info in archive.infolist():
+                    base = info.filename.rsplit("/", 1)[-1]
+                    if info.is_dir() or not base or base.startswith(".") or "__MACOSX" in info.filename:
+                        continue
+                    total += info.file_size
+                    if total > MAX_ZIP_BYTES or len(photos) >= MAX_PHOTOS:
+                        skipped.append(f"{name}: stopped reading at {len(photos)} photos; the ZIP holds more "
+                                       "than one batch can take.")
+                        break
+                    photos.append((base, archive.read(info)))
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError):
+            skipped.append(f"{name}: this ZIP could not be opened (damaged or password-protected). "
+                           "Upload the photos themselves or a plain ZIP.")
+    if len(photos) > MAX_PHOTOS:
+        skipped.append(f"Only the first {MAX_PHOTOS} photos are taken in one batch; run the rest in another.")
+        photos = photos[:MAX_PHOTOS]
+    return photos, skipped

@@ -1,0 +1,65 @@
+"""Results as one ZIP: each image under its download name, plus a manifest.csv describing every row."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from services.history import HistoryItem
+
+MANIFEST_FIELDS = ["file", "prompt", "format", "engine", "seconds", "status", "error"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the manifest: a result (item set) or a failure (error set)."""
+
+    source_name: str
+    prompt: str
+    image_type: str
+    engine: str
+    item: HistoryItem | None = None
+    error: str | None = None
+
+
+def rows_for(items: Iterable[HistoryItem]) -> list[Row]:
+    """Manifest rows for finished results, e.g. the whole history."""
+    return [Row(i.source_name, i.prompt, i.image_type, i.engine, item=i) for i in items]
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or `name-2`, `name-3`… so two results never overwrite each other in the ZIP."""
+    stem, _, ext = name.rpartition(".")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}-{n}.{ext}"
+    taken.add(candidate)
+    return candidate
+
+
+def zip_results(rows: Iterable[Row]) -> bytes:
+    """A ZIP of every result under `<original-name>-<prompt-slug>.<ext>` and a manifest.csv of all rows."""
+    buf = io.BytesIO()
+    manifest = io.StringIO()
+    writer = csv.DictWriter(manifest, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    taken: set[str] = {"manifest.csv"}
+    # Images are already compressed: storing them is as small and much faster than deflating again.
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as archive:
+        for row in rows:
+            file = ""
+            if row.item is not None:
+                file = _unique(row.item.download_name, taken)
+                archive.writestr(file, row.item.result)
+            writer.writerow({
+                "file": file, "prompt": row.prompt, "format": row.image_type, "engine": row.engine,
+                "seconds": f"{row.item.seconds:.2f}" if row.item else "",
+                "status": "done" if row.item else "failed", "error": row.error or "",
+            })
+        archive.writestr("manifest.csv", manifest.getvalue().encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
+    return buf.getvalue()
+
