@@ -150,17 +150,15 @@ def outcome(run_key: str, *, label: str, rows: bool = True) -> None:
         _rows(run)
     failed = run.counts()[batches.FAILED]
     done = [task for task in run.tasks if task.item is not None]
-    left, right = st.columns(2)
     if failed:
-        left.button(f"Retry failed ({failed})", key=f"{run_key}.retry", on_click=retry, args=(run_key,),
-                    icon=":material/refresh:")
+        st.button(f"Retry failed ({failed})", key=f"{run_key}.retry", on_click=retry, args=(run_key,),
+                  icon=":material/refresh:")
     if done:
         rows_ = [export.Row(t.source_name, t.prompt, run.image_type, run.engine, item=t.item, error=t.error)
                  for t in run.tasks]
-        with right:
-            st.download_button("Download all (ZIP)", data=lambda: export.zip_results(rows_),
-                               file_name=f"{label}-results.zip", mime="application/zip", on_click="ignore",
-                               key=f"{run_key}.zip", icon=":material/folder_zip:", type="primary")
+        st.download_button("Download all (ZIP)", data=lambda: export.zip_results(rows_),
+                           file_name=f"{label}-results.zip", mime="application/zip", on_click="ignore",
+                           key=f"{run_key}.zip", icon=":material/folder_zip:", type="primary")
 
 
 def variant_grid(run_key: str) -> None:

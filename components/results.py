@@ -22,12 +22,13 @@ def describe(item: HistoryItem) -> str:
             f"{item.seconds:.1f} s · {width} × {height} px")
 
 
-def download_button(item: HistoryItem, *, key: str, primary: bool = False, label: str | None = None) -> None:
+def download_button(item: HistoryItem, *, key: str, primary: bool = False, label: str | None = None,
+                    stretch: bool = False) -> None:
     """Download the full-resolution result as `<original-name>-<prompt-slug>.<ext>`; runs nothing."""
     st.download_button(
         label or f"Download {item.image_type.upper()}", data=item.result, file_name=item.download_name,
         mime=MIME[item.image_type], key=key, on_click="ignore", type="primary" if primary else "secondary",
-        icon=":material/download:",
+        icon=":material/download:", width="stretch" if stretch else "content",
     )
 
 
@@ -50,10 +51,9 @@ def gallery(history: History, *, key: str, on_open: Callable[[str], None], open_
                 st.image(item.thumbnail, width="stretch")
                 st.markdown(f"**{escape_markdown(item.prompt)}**")
                 st.caption(describe(item))
-                open_col, download_col, delete_col = st.columns(3)
+                open_col, delete_col = st.columns(2)
                 open_col.button(open_label, key=f"{key}.open.{item.id}", on_click=on_open, args=(item.id,),
                                 icon=":material/open_in_full:", width="stretch")
-                with download_col:
-                    download_button(item, key=f"{key}.dl.{item.id}", label="Download")
                 delete_col.button("Delete", key=f"{key}.delete.{item.id}", on_click=history.remove,
                                   args=(item.id,), icon=":material/delete:", width="stretch")
+                download_button(item, key=f"{key}.dl.{item.id}", stretch=True)

@@ -69,8 +69,11 @@ def sidebar() -> None:
 def _tally() -> None:
     """This session's results and spend, and what is left of the key's budget this minute."""
     count, paid = len(session.history()), st.session_state["paid_images"]
-    st.caption(f"This session: {count} result{'s' if count != 1 else ''} in history, {paid} Novita "
-               f"image{'s' if paid != 1 else ''}, about ${st.session_state['spend']:.2f} spent.")
+    tally = f"This session: {count} result{'s' if count != 1 else ''} in history"
+    if paid or session.api_key():
+        tally += (f", {paid} Novita image{'s' if paid != 1 else ''}, "
+                  f"about ${st.session_state['spend']:.2f} spent")
+    st.caption(tally + ".")
     key = session.api_key()
     if key:
         limiter = shared_limiter()
