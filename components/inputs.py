@@ -57,7 +57,7 @@ def photo_picker() -> session.Photo | None:
         st.pills("Sample photos", list(samples.SAMPLES), key="sample", on_change=_take_sample)
 
     if st.session_state["photo_error"]:
-        st.error(st.session_state["photo_error"], icon=":material/image_not_supported:")
+        st.error(escape_markdown(st.session_state["photo_error"]), icon=":material/image_not_supported:")
     photo = session.photo()
     if photo is not None:
         width, height = photo.prepared.original_size

@@ -7,6 +7,7 @@ import logging
 import streamlit as st
 
 from components import session
+from components.text import escape_markdown
 from services import config, engines, jobs, novita, quota
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def outcome() -> None:
         st.info(notice, icon=":material/info:")
     if st.session_state["last_error"]:
         message, retryable = st.session_state["last_error"]
-        st.error(message, icon=":material/error:")
+        st.error(escape_markdown(message), icon=":material/error:")  # may quote Novita's own words
         if retryable:
             st.button("Try again", key="replace.retry", icon=":material/refresh:", on_click=request)
     elif st.session_state["last_steps"]:

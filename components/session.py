@@ -71,7 +71,7 @@ def set_photo(name: str, data: bytes, source: str) -> None:
     try:
         prepared = images.prepare(data, name)
     except images.ImageError as exc:
-        st.session_state["photo_error"] = f"{name}: {exc}"
+        st.session_state["photo_error"] = str(exc)  # the sentence names the file itself
         return
     st.session_state["photo"] = Photo(name, source, digest, prepared, images.preview(prepared.data))
     st.session_state["photo_error"] = None

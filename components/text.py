@@ -1,6 +1,8 @@
 """Showing text a person typed inside Markdown-rendering elements, exactly as typed."""
 
-MARKDOWN_SPECIALS = set("\\`*_{}[]()#+-.!|<>~$:")
+# Only what can start formatting, a link, HTML or maths mid-sentence; escaping more ('.', '-', ':')
+# would put backslashes into every sentence's source for no gain.
+MARKDOWN_SPECIALS = set("\\`*_[]<>#|~$")
 
 
 def escape_markdown(text: str) -> str:

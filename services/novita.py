@@ -271,9 +271,10 @@ def status_error(status: int, content: bytes, headers, request_id: str | None = 
     if status == 503:
         return ServerError("Novita is overloaded or down for the moment. Try again in a minute.", **fields)
     if status in (502, 504):
-        return ServerError("Novita's gateway did not answer in time. Press Try again.", **fields)
+        return ServerError("Novita's gateway failed or did not answer in time. Press Try again.", **fields)
     if status >= 500:
         return ServerError(f"Novita's engine failed on this photo.{said} Press Try again, or try another "
                            "prompt.", **fields)
-    return APIStatusError(f"Novita answered with an unexpected error (HTTP {status}). Check NOVITA_BASE_URL "
-                          "or try again later.", **fields)
+    log.warning("replace-background: unexpected HTTP %s; check NOVITA_BASE_URL", status)
+    return APIStatusError(f"Novita answered with an unexpected error (HTTP {status}). Try again later; if it "
+                          "keeps happening, tell the app's owner.", **fields)
