@@ -9,7 +9,7 @@ import streamlit as st
 from components import session
 from components.compare import compare
 from components.results import describe, download_button
-from components.runner import engine, shared_limiter
+from components.runner import count_paid, engine, plural, shared_limiter
 from components.text import escape_markdown
 from services import batch as batches
 from services import config, engines, export
@@ -24,13 +24,13 @@ def _start(run_key: str, tasks: list[batches.Task], image_type: str) -> None:
     chosen = engine()
     owner_key = not st.session_state["user_api_key"]
     cap = config.max_images_per_session()
-    left = cap - st.session_state["paid_images"]
+    left = cap - st.session_state["owner_images"]
     if chosen == engines.NOVITA and owner_key and len(tasks) > left:
         st.session_state[f"{run_key}.message"] = (
-            f"This needs {len(tasks)} Novita images but this session has {max(left, 0)} left of its {cap}. "
+            f"This needs {plural(len(tasks), 'Novita image')} but this session has {max(left, 0)} left of its {cap}. "
             "Use fewer photos or prompts, or choose the offline studio in the sidebar.")
         return
-    run = batches.Batch(tasks, image_type, chosen, concurrency=config.batch_concurrency())
+    run = batches.Batch(tasks, image_type, chosen, concurrency=config.batch_concurrency(), owner_key=owner_key)
     run.start(api_key=session.api_key(), cost=config.price_per_image(), limiter=shared_limiter())
     st.session_state[run_key] = run
 
@@ -91,9 +91,7 @@ def collect() -> None:
             continue
         for task in run.collect():
             session.history().add(task.item)
-            if task.item.engine == engines.NOVITA:
-                st.session_state["paid_images"] += 1
-                st.session_state["spend"] += task.item.cost
+            count_paid(task.item, owner_key=run.owner_key)
 
 
 def _summary(run: batches.Batch) -> tuple[float, str]:

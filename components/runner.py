@@ -64,9 +64,9 @@ def request() -> None:
     chosen = engine()
     owner_key = not st.session_state["user_api_key"]
     cap = config.max_images_per_session()
-    if chosen == engines.NOVITA and owner_key and st.session_state["paid_images"] >= cap:
+    if chosen == engines.NOVITA and owner_key and st.session_state["owner_images"] >= cap:
         st.session_state["replace.missing"] = (
-            f"This demo allows {cap} Novita images per session, and this session has used them. "
+            f"This demo allows {plural(cap, 'Novita image')} per session, and this session has used them. "
             "The offline studio still works: choose it in the sidebar, or paste your own Novita key there.")
         return
     image_type = (st.session_state.get("format") or "PNG").lower()
@@ -76,6 +76,20 @@ def request() -> None:
                      limiter=shared_limiter())
     job.owner_key = owner_key
     st.session_state["job"] = job
+
+
+def plural(n: int, noun: str) -> str:
+    """"1 Novita image", "2 Novita images"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def count_paid(item, *, owner_key: bool) -> None:
+    """Add a finished result to the session's spend; the per-session cap counts only the owner's key."""
+    if item.engine == engines.NOVITA:
+        st.session_state["paid_images"] += 1
+        st.session_state["spend"] += item.cost
+        if owner_key:
+            st.session_state["owner_images"] += 1
 
 
 def _ordinal(n: int) -> str:
@@ -115,9 +129,7 @@ def _finish(job: jobs.Job) -> None:
         evicted = session.history().add(job.item)
         st.session_state["replace.current"] = job.item.id
         st.session_state["last_steps"] = (f"Done in {job.elapsed:.1f} s", list(job.steps))
-        if job.engine == engines.NOVITA:
-            st.session_state["paid_images"] += 1
-            st.session_state["spend"] += job.item.cost
+        count_paid(job.item, owner_key=job.owner_key)
         if evicted:
             st.session_state["evicted"] += len(evicted)
             what = "the oldest result was" if len(evicted) == 1 else f"the {len(evicted)} oldest results were"

@@ -49,6 +49,7 @@ class Batch:
     image_type: str
     engine: str
     concurrency: int = DEFAULT_CONCURRENCY
+    owner_key: bool = False  # run on the app owner's key: its results count towards the session cap
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def counts(self) -> dict[str, int]:

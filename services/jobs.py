@@ -83,8 +83,12 @@ def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image
     bucket = bucket_for(api_key) if engine == engines.NOVITA and api_key and limiter is not None else None
     if bucket is not None:
         report(stage="Waiting for a free slot on the shared key")
-        granted = limiter.acquire(bucket, cancel=cancel,
-                                  on_wait=lambda place, seconds: report(waiting=(place, seconds)))
+        try:
+            granted = limiter.acquire(bucket, cancel=cancel,
+                                      on_wait=lambda place, seconds: report(waiting=(place, seconds)))
+        except Exception as exc:  # a limiter store that is down must not stop the demo; Novita still guards
+            log.warning("rate limiter unavailable (%s); sending without waiting", type(exc).__name__)
+            granted, bucket = True, None
         report(waiting=False)
         if not granted:
             raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")

@@ -35,6 +35,7 @@ class Limiter:
         self.window = float(window)
         self._cond = threading.Condition()
         self._queues: dict[str, deque] = {}
+        self._head_wait: dict[str, tuple[float, float]] = {}  # bucket → (seconds the head must wait, when said)
 
     # The store: `_take` grants a slot or returns the seconds until one may be free.
     def _take(self, bucket: str) -> float:
@@ -64,16 +65,19 @@ class Limiter:
                     wait = self._take(bucket) if place == 0 else None
                     if wait == 0:
                         return True
+                    if wait is not None:
+                        self._head_wait[bucket] = (wait, time.monotonic())
                     if on_wait is not None:
-                        head_wait = wait if wait is not None else self._estimate_head(bucket)
-                        on_wait(place + 1, head_wait + place * self.window / self.limit)
+                        on_wait(place + 1, self._estimate_head(bucket) + place * self.window / self.limit)
                     self._cond.wait(min(POLL, wait) if wait else POLL)
             finally:
                 queue.remove(ticket)
                 self._cond.notify_all()
 
     def _estimate_head(self, bucket: str) -> float:
-        return 0.0
+        """Seconds until the head of the line is served, from what the store last told it."""
+        wait, said = self._head_wait.get(bucket, (0.0, 0.0))
+        return max(0.0, wait - (time.monotonic() - said))
 
 
 class MemoryLimiter(Limiter):
@@ -101,12 +105,6 @@ class MemoryLimiter(Limiter):
             grants.append(now)
             return 0
         return max(grants[0] + self.window - now, 0.01)
-
-    def _estimate_head(self, bucket: str) -> float:
-        now = self._clock()
-        grants = self._grants_now(bucket, now)
-        free_at = grants[0] + self.window - now if len(grants) >= self.limit else 0.0
-        return max(free_at, self._blocked.get(bucket, 0.0) - now, 0.0)
 
     def remaining(self, bucket: str) -> int:
         with self._cond:
