@@ -37,6 +37,8 @@ def _start(run_key: str, tasks: list[batches.Task], image_type: str) -> None:
 
 def start_batch() -> None:
     """on_click of the Batch page's button: every uploaded photo (ZIPs opened) × the prompt."""
+    if is_running("batch.run"):  # a second press before the button shows disabled sends nothing
+        return
     st.session_state["batch.run.message"] = None
     uploads = [(f.name, f.getvalue()) for f in st.session_state.get("batch.upload") or []]
     photos, skipped = batches.photos_from_uploads(uploads)
@@ -54,6 +56,8 @@ def start_batch() -> None:
 
 def start_variants() -> None:
     """on_click of the Variants page's button: the photo in use × each prompt given."""
+    if is_running("variants.run"):
+        return
     st.session_state["variants.run.message"] = None
     photo = session.photo()
     prompts = [p.strip() for p in (st.session_state.get(f"variants.prompt{i}") or "" for i in range(4))]

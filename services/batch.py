@@ -10,6 +10,7 @@ import io
 import logging
 import threading
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ class Task:
     retryable: bool = False
     item: HistoryItem | None = None
     collected: bool = False  # moved into history already
+    submitted: bool = False  # handed to a worker: never twice, or a photo is paid for twice
 
 
 @dataclass
@@ -66,7 +68,10 @@ class Batch:
 
     def start(self, *, api_key: str | None, cost: float, limiter: Limiter | None) -> None:
         """Run every waiting task in the background, `concurrency` at a time; returns at once."""
-        pending = [task for task in self.tasks if task.status == WAITING]
+        with self._lock:
+            pending = [task for task in self.tasks if task.status == WAITING and not task.submitted]
+            for task in pending:
+                task.submitted = True
         if not pending:
             return
         pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="batch")
@@ -79,7 +84,7 @@ class Batch:
         with self._lock:
             failed = [task for task in self.tasks if task.status == FAILED]
             for task in failed:
-                task.status, task.error, task.retryable = WAITING, None, False
+                task.status, task.error, task.retryable, task.submitted = WAITING, None, False, False
         self.start(api_key=api_key, cost=cost, limiter=limiter)
         return len(failed)
 
@@ -135,7 +140,7 @@ def photos_from_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str,
                                        "than one batch can take.")
                         break
                     photos.append((base, archive.read(info)))
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError):
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError):
             skipped.append(f"{name}: this ZIP could not be opened (damaged or password-protected). "
                            "Upload the photos themselves or a plain ZIP.")
     if len(photos) > MAX_PHOTOS:

@@ -1,0 +1,95 @@
+"""The Batch page in a real browser: several photos and a ZIP → one prompt → Replace all backgrounds →
+progress → Download all (ZIP) → the names, formats and manifest inside it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+
+from PIL import Image
+
+from services.export import MANIFEST_FIELDS
+from tests.e2e.conftest import E2E_KEY, RUN_TIMEOUT, expect, jpeg, require_assets
+
+require_assets()
+
+PROMPT = "on a marble counter, soft light"
+SLUG = "on-a-marble-counter-soft-light"
+
+
+def zip_of(entries: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("__MACOSX/._shoe.jpg", b"\0\5\26\7 resource fork")
+        for name, data in entries:
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_batch_upload_run_progress_and_zip(studio, app_novita, stub):
+    stub.latency = 0.4  # long enough to see the run in progress
+    files = [
+        {"name": "mug.jpg", "mimeType": "image/jpeg", "buffer": jpeg((640, 480), (200, 60, 40))},
+        {"name": "vase.jpg", "mimeType": "image/jpeg", "buffer": jpeg((480, 640), (40, 120, 200))},
+        {"name": "lamp.jpg", "mimeType": "image/jpeg", "buffer": jpeg((500, 500), (60, 160, 60))},
+        {"name": "more.zip", "mimeType": "application/zip",
+         "buffer": zip_of([("shoot/shoe.jpg", jpeg((600, 400), (90, 90, 20))),
+                           ("shoot/mug.jpg", jpeg((400, 300), (150, 20, 150)))])},  # same name as an upload
+    ]
+    expected = {"mug.jpg": (640, 480), "vase.jpg": (480, 640), "lamp.jpg": (500, 500), "shoe.jpg": (600, 400)}
+    total = 5
+
+    app = studio(app_novita)
+    app.go_to("Batch")
+    page = app.page
+    app.act(lambda: page.set_input_files('input[type="file"]', files=files))
+    expect(page.get_by_text("mug.jpg", exact=True).first).to_be_visible()  # the uploader lists the files
+    app.type_prompt(PROMPT)
+    app.choose_format("JPEG")
+
+    page.get_by_role("button", name=re.compile("Replace all backgrounds")).click()
+    expect(page.get_by_text(re.compile(r"remaining of 5"))).to_be_visible()  # the run is watched
+    expect(page.get_by_text(re.compile(rf"^{total} done · 0 failed · 0 remaining of {total}$"))).to_be_visible(
+        timeout=RUN_TIMEOUT)
+    app.settle(RUN_TIMEOUT)
+    expect(page.get_by_text(re.compile(r"— done in \d+\.\d s"))).to_have_count(total)
+    expect(page.get_by_role("button", name=re.compile(r"Retry failed"))).to_have_count(0)
+
+    got = app.download(page.get_by_role("button", name=re.compile(r"Download all \(ZIP\)")))
+    assert got.name == "batch-results.zip"
+    assert E2E_KEY.encode() not in got.data
+    archive = zipfile.ZipFile(io.BytesIO(got.data))
+    assert archive.testzip() is None
+    names = archive.namelist()
+    assert names[-1] == "manifest.csv"
+    images = names[:-1]
+    assert sorted(images) == sorted([f"mug-{SLUG}.jpg", f"vase-{SLUG}.jpg", f"lamp-{SLUG}.jpg",
+                                     f"shoe-{SLUG}.jpg", f"mug-{SLUG}-2.jpg"])
+    sizes = {}
+    for name in images:
+        with Image.open(io.BytesIO(archive.read(name))) as image:
+            assert image.format == "JPEG", name
+            sizes[name] = image.size
+    assert sizes[f"vase-{SLUG}.jpg"] == expected["vase.jpg"]
+    assert sizes[f"lamp-{SLUG}.jpg"] == expected["lamp.jpg"]
+    assert sizes[f"shoe-{SLUG}.jpg"] == expected["shoe.jpg"]
+    assert {sizes[f"mug-{SLUG}.jpg"], sizes[f"mug-{SLUG}-2.jpg"]} == {(640, 480), (400, 300)}
+
+    reader = csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8")))
+    assert reader.fieldnames == MANIFEST_FIELDS
+    rows = list(reader)
+    assert [r["file"] for r in rows] == images
+    for row in rows:
+        assert (row["prompt"], row["format"], row["engine"], row["status"], row["error"]) == (
+            PROMPT, "jpeg", "novita", "done", "")
+        assert float(row["seconds"]) > 0
+
+    assert len(stub.requests) == total
+    assert all(r.json["prompt"] == PROMPT and r.json["extra"]["response_image_type"] == "jpeg"
+               for r in stub.requests)
+    expect(page.get_by_text("This session: 5 results in history")).to_be_visible()
+
+    app.screenshot("batch.png", height=1700)
+    app.check()
