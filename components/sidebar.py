@@ -57,9 +57,11 @@ def sidebar() -> None:
         else:
             if config.api_key():
                 st.caption("Novita key: the app owner's key is set.")
-            else:
+            elif st.session_state["engine_preference"] == engines.AUTO:
                 st.caption("No Novita key is set, so results are made by the offline studio. "
                            "Paste your own key to get photographic scenes.")
+            else:
+                st.caption("No Novita key is set. Paste your own key to get photographic scenes.")
             st.text_input("Your own Novita API key (optional)", type="password", key="key_field",
                           on_change=_keep_key, placeholder="sk_…",
                           help="Used for this browser session only: never saved, logged or shown.")

@@ -155,8 +155,8 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png", *, ap
         raise ConfigurationError(msg)
     key = config.api_key(api_key)
     if not key:
-        msg = ("No Novita API key is set. Add NOVITA_API_KEY to .streamlit/secrets.toml or the environment, "
-               "or paste your own key in the sidebar.")
+        msg = ("No Novita API key is set. Paste your own key in the sidebar, or ask the app's owner to add "
+               "NOVITA_API_KEY to the app's secrets.")
         raise ConfigurationError(msg)
     try:
         url = config.base_url(base_url) + PATH
