@@ -172,7 +172,7 @@ def variant_grid(run_key: str) -> None:
     if not done:
         return
     picked = next((i for i in done if i.id == st.session_state.get("variants.picked")), done[0])
-    compare(picked.before_preview, picked.after_preview)
+    compare(picked.before_preview, picked.after_preview, key=picked.id)
     st.caption(f"“{escape_markdown(picked.prompt)}” · {describe(picked)}")
     for start_at in range(0, len(done), 2):
         for column, item in zip(st.columns(2), done[start_at:start_at + 2]):

@@ -3,29 +3,66 @@
 The package re-encodes whatever it gets as quality-100 JPEG into the page, interpolates labels into
 JavaScript unescaped, writes to a shared ./temp folder unless `in_memory=True`, and switches Pillow's
 decompression-bomb guard off for the whole process. This wrapper passes small previews, fixed labels and
-`in_memory=True`, and puts the guard back.
+`in_memory=True`, puts the guard back, and keeps the markup the package wrote for each result: a rerun
+re-sends it without touching a pixel, with the previews' own JPEGs in place of the heavy re-encodes.
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import re
+import threading
+from types import SimpleNamespace
 
+import streamlit as st
+import streamlit_image_comparison as package
 from PIL import Image
-from streamlit_image_comparison import image_comparison
 
 WIDTH = 704  # the package's default width; previews are made at about this size
+CACHE_KEY = "compare.cache"
+CACHE_SIZE = 4  # one per place a slider shows (main page, History, Variants), plus one in hand
+_DATA_URI = re.compile(r"data:image/jpg;base64,[A-Za-z0-9+/=]+")
+_capture_lock = threading.Lock()  # the package's module-level `components` is swapped while it writes
 
 
-def compare(before_preview: bytes, after_preview: bytes, *, width: int = WIDTH) -> None:
-    """Render the slider from two preview JPEGs (already downscaled, transparency already on a checkerboard)."""
+def _jpeg_uri(data: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _markup(before_preview: bytes, after_preview: bytes, width: int) -> tuple[str, int]:
+    """Have the package write the slider's HTML once; return it with our JPEGs inlined, and its height."""
     before = Image.open(io.BytesIO(before_preview))
     after = Image.open(io.BytesIO(after_preview))
     if after.size != before.size:  # the slider stacks both images in one box: same size or it jumps
-        after = after.resize(before.size, Image.Resampling.LANCZOS)
+        after = after.convert("RGB").resize(before.size, Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        after.save(buffer, "JPEG", quality=85)
+        after_preview = buffer.getvalue()
+    written: dict = {}
     guard = Image.MAX_IMAGE_PIXELS
-    try:
-        # Fixed labels: the package puts them inside a JavaScript string literal without escaping.
-        image_comparison(before, after, label1="Before", label2="After", width=width, in_memory=True,
-                         make_responsive=True, show_labels=True)
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
+    with _capture_lock:
+        real = package.components
+        package.components = SimpleNamespace(html=lambda html, height=None, **_: written.update(html=html, height=height))
+        try:
+            # Fixed labels: the package puts them inside a JavaScript string literal without escaping.
+            package.image_comparison(before, after, label1="Before", label2="After", width=width,
+                                     in_memory=True, make_responsive=True, show_labels=True)
+        finally:
+            package.components = real
+            Image.MAX_IMAGE_PIXELS = guard
+    ours = iter([_jpeg_uri(before_preview), _jpeg_uri(after_preview)])
+    html = _DATA_URI.sub(lambda _: next(ours), written["html"], count=2)
+    return html, int(written["height"])
+
+
+def compare(before_preview: bytes, after_preview: bytes, *, key: str, width: int = WIDTH) -> None:
+    """Render the slider from two preview JPEGs (already downscaled, transparency on a checkerboard);
+    `key` names the result, so its markup is written once per session and reused on every rerun."""
+    cache: dict[str, tuple[str, int]] = st.session_state.setdefault(CACHE_KEY, {})
+    if key not in cache:
+        cache[key] = _markup(before_preview, after_preview, width)
+        while len(cache) > CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+    html, height = cache[key]
+    st.iframe(html, width=width, height=height)

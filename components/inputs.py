@@ -62,7 +62,7 @@ def photo_picker() -> session.Photo | None:
     if photo is not None:
         width, height = photo.prepared.original_size
         left, right = st.columns([1, 3], vertical_alignment="center")
-        left.image(photo.before_preview, width=160)
+        left.image(photo.chip)
         right.markdown(f"**Photo in use:** {escape_markdown(photo.name)}  \n{width} × {height} px")
         for notice in photo.prepared.notices:
             right.caption(notice)

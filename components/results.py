@@ -26,7 +26,8 @@ def download_button(item: HistoryItem, *, key: str, primary: bool = False, label
                     stretch: bool = False) -> None:
     """Download the full-resolution result as `<original-name>-<prompt-slug>.<ext>`; runs nothing."""
     st.download_button(
-        label or f"Download {item.image_type.upper()}", data=item.result, file_name=item.download_name,
+        # Deferred: the bytes are sent only when pressed, not hashed and shipped on every rerun.
+        label or f"Download {item.image_type.upper()}", data=lambda: item.result, file_name=item.download_name,
         mime=MIME[item.image_type], key=key, on_click="ignore", type="primary" if primary else "secondary",
         icon=":material/download:", width="stretch" if stretch else "content",
     )
@@ -34,7 +35,7 @@ def download_button(item: HistoryItem, *, key: str, primary: bool = False, label
 
 def result_panel(item: HistoryItem, *, key: str) -> None:
     """The before/after slider of one result, what made it, and its download button."""
-    compare(item.before_preview, item.after_preview)
+    compare(item.before_preview, item.after_preview, key=item.id)
     st.caption(f"“{escape_markdown(item.prompt)}” · {describe(item)}")
     if item.engine == engines.OFFLINE:
         st.caption("Made offline: a studio-style backdrop from the colours and mood of your prompt; "

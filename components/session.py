@@ -13,6 +13,9 @@ from services.images import PreparedImage
 from services.jobs import Job
 
 
+CHIP_EDGE = 160
+
+
 @dataclass(frozen=True)
 class Photo:
     """The photo a person chose, prepared once: what is sent and what the slider shows as "before"."""
@@ -22,6 +25,7 @@ class Photo:
     digest: str
     prepared: PreparedImage
     before_preview: bytes
+    chip: bytes  # the small picture beside "Photo in use", made once
 
 
 def init() -> None:
@@ -62,6 +66,14 @@ def api_key() -> str | None:
     return config.api_key(st.session_state.get("user_api_key"))
 
 
+def make_photo(name: str, data: bytes, source: str, digest: str | None = None) -> Photo:
+    """Prepare a photo once, with its slider preview and chip; raises ImageError for what cannot be used."""
+    prepared = images.prepare(data, name)
+    before_preview = images.preview(prepared.data)
+    chip = images.preview(before_preview, CHIP_EDGE)
+    return Photo(name, source, digest or hashlib.sha256(data).hexdigest(), prepared, before_preview, chip)
+
+
 def set_photo(name: str, data: bytes, source: str) -> None:
     """Prepare a newly chosen photo once; on a refusal keep the message and leave the old photo alone."""
     digest = hashlib.sha256(data).hexdigest()
@@ -70,11 +82,10 @@ def set_photo(name: str, data: bytes, source: str) -> None:
         st.session_state["photo_error"] = None
         return
     try:
-        prepared = images.prepare(data, name)
+        st.session_state["photo"] = make_photo(name, data, source, digest)
     except images.ImageError as exc:
         st.session_state["photo_error"] = str(exc)  # the sentence names the file itself
         return
-    st.session_state["photo"] = Photo(name, source, digest, prepared, images.preview(prepared.data))
     st.session_state["photo_error"] = None
     st.session_state["last_error"] = None
 

@@ -102,10 +102,11 @@ def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image
         raise
     report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s", stage="Making the previews")
     converted = ("Novita sent another format; it was converted here.",) if result.converted else ()
+    after_preview, thumbnail = images.previews(result.decoded or images.open_image(result.image))
     return HistoryItem(
         prompt=prompt, image_type=image_type, engine=engine, seconds=time.monotonic() - started,
         source_name=source_name, result=result.image, before_preview=before_preview,
-        after_preview=images.preview(result.image), thumbnail=images.thumbnail(result.image),
+        after_preview=after_preview, thumbnail=thumbnail,
         size=prepared.size, cost=cost if engine == engines.NOVITA else 0.0, notices=prepared.notices + converted,
     )
 

@@ -12,10 +12,11 @@ import binascii
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import requests
+from PIL import Image
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
@@ -108,6 +109,7 @@ class ReplaceResult:
     seconds: float
     request_id: str | None = None
     converted: bool = False  # Novita sent another type and it was converted here
+    decoded: Image.Image | None = field(default=None, repr=False, compare=False)  # pixels, already checked
 
 
 class _PaidRetry(Retry):
@@ -191,12 +193,13 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png", *, ap
     log.info("replace-background: HTTP %s in %.2f s (request id %s)", response.status_code, seconds, request_id)
     if response.status_code != 200:
         raise status_error(response.status_code, content, response.headers, request_id, secret=key)
-    data, converted = _decode_image(content, image_type)
-    return ReplaceResult(data, image_type, seconds, request_id, converted)
+    data, converted, decoded = _decode_image(content, image_type)
+    return ReplaceResult(data, image_type, seconds, request_id, converted, decoded)
 
 
-def _decode_image(content: bytes, image_type: str) -> tuple[bytes, bool]:
-    """The image bytes from a 200 body, converted to `image_type` when Novita sent another type."""
+def _decode_image(content: bytes, image_type: str) -> tuple[bytes, bool, Image.Image]:
+    """The image bytes from a 200 body (converted to `image_type` when Novita sent another type), and
+    their decoded pixels, which prove the image whole and serve the previews."""
     unreadable = "Novita's reply could not be read as an image. Press Try again."
     try:
         payload = json.loads(content)
@@ -210,8 +213,10 @@ def _decode_image(content: bytes, image_type: str) -> tuple[bytes, bool]:
     if actual not in IMAGE_TYPES:
         raise InvalidResponseError(f"reply image_file is not a png/webp/jpeg image ({actual})", unreadable)
     try:
-        images.open_image(data)  # decodes every pixel: a cut-off image is caught here, not in the browser
-        return (data, False) if actual == image_type else (images.convert(data, image_type), True)
+        decoded = images.open_image(data)  # every pixel: a cut-off image is caught here, not in the browser
+        if actual == image_type:
+            return data, False, decoded
+        return images.encode(decoded, image_type), True, decoded
     except images.ImageError:
         raise InvalidResponseError("reply image could not be decoded", unreadable) from None
 

@@ -1,0 +1,98 @@
+"""Benchmarks: `python -m bench` (full) or `python -m bench --quick` (CI: proves it still runs, < 60 s).
+
+Every line is one figure measured in this run against a loopback Novita stand-in (tests/novita_stub.py)
+with zero latency unless the line says otherwise: `name: value (budget op limit) PASS|MISS  [detail]`,
+`name: value (report only)`, or `name: skipped|failed|broken|error (why)`.
+
+Figures that are pure computation in this process (client overhead, the SDK comparison, page reruns) are
+medians of process or script-thread CPU time, the two sides run alternately: on an idle machine that is
+the wall time, and it stays steady when other jobs share the CPUs. The wall-clock figures sit in the
+detail. Batch and offline-engine figures are wall time, so read them against the load average printed in
+the first line.
+
+Exit status: 0 when every budget is met (always 0 with --quick unless a figure crashed), 1 when a budget
+is missed, 2 when a figure could not be measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+
+from bench import figures
+from bench.harness import Line, app_environment, load_average, quiet_logs
+from bench.photos import FITS, PHONE_12MP, TWO_MP
+
+# name prefixes of every figure line, in print order (tests/test_bench.py checks each one is printed)
+FIGURES = ("client_overhead_2048x1536", "client_overhead_4032x3024", "sdk_vs_ours_4032x3024",
+           "rerun_20_items_vs_empty", "rerun_20_items_ms", "rerun_image_work_20_items", "slider_payload_12mp",
+           "session_memory_", "batch_12x", "offline_seconds_")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="CI mode: fewer repeats, smaller photos where that keeps it under a minute, no SDK")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    quiet_logs()
+
+    from tests.novita_stub import NovitaStub
+
+    started = time.perf_counter()
+    mode = "quick (fewer repeats, smaller photos: figures are not verdicts)" if quick else "full"
+    print(f"# bench {mode}; load average {load_average()}", flush=True)
+    lines: list[Line] = []
+
+    def emit(name: str, make) -> None:
+        try:
+            made = make()
+        except Exception as exc:  # noqa: BLE001 - one broken figure must not hide the others
+            traceback.print_exc(file=sys.stderr)
+            made = Line(name, status="error", detail=f"{type(exc).__name__}: {str(exc)[:300]}")
+        for line in made if isinstance(made, list) else [made]:
+            lines.append(line)
+            print(line, flush=True)
+
+    with NovitaStub() as stub, app_environment(stub.base_url):
+        base = stub.base_url
+        emit(FIGURES[0], lambda: figures.client_overhead(base, FITS, 2 if quick else 9, 1.10))
+        if quick:  # the 12 MP comparisons are the slowest part and carry no verdict here
+            emit(FIGURES[1], lambda: Line(FIGURES[1], status="skipped", detail="--quick"))
+            emit(FIGURES[2], lambda: Line(FIGURES[2], status="skipped", detail="--quick"))
+        else:
+            emit(FIGURES[1], lambda: figures.client_overhead(base, PHONE_12MP, 5, None))
+            emit(FIGURES[2], lambda: figures.sdk_vs_ours(base, 5))
+        session = None
+
+        def build():
+            nonlocal session
+            if quick:  # 19 small photos, the one in the slider from a photo that already fits
+                session = figures.build_session(20, (640, 480), FITS)
+            else:
+                session = figures.build_session(20, PHONE_12MP, PHONE_12MP)
+            return figures.reruns_and_payload(session, 3 if quick else 30, warmup=1 if quick else 2)
+
+        emit("rerun_20_items_vs_empty", build)
+        if session is not None:
+            emit("session_memory_20_results", lambda: figures.session_memory(session))
+        else:
+            emit("session_memory_20_results", lambda: Line("session_memory_20_results", status="error",
+                                                           detail="the session could not be built"))
+        emit("batch_12x", lambda: figures.batch(stub, (640, 480), 1 if quick else 3))
+        emit(FIGURES[-1], lambda: figures.offline_seconds((800, 600) if quick else TWO_MP, 1 if quick else 3))
+
+    missed = [line.name for line in lines if line.verdict == "MISS"]
+    errors = [line.name for line in lines if line.status == "error"]
+    print(f"# {len(lines)} figures in {time.perf_counter() - started:.0f} s; "
+          f"missed: {', '.join(missed) or 'none'}; errors: {', '.join(errors) or 'none'}", flush=True)
+    if errors:
+        return 2
+    return 1 if missed and not quick else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
