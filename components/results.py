@@ -43,18 +43,25 @@ def result_panel(item: HistoryItem, *, key: str) -> None:
     download_button(item, key=f"{key}.download.{item.id}", primary=True)
 
 
-def gallery(history: History, *, key: str, on_open: Callable[[str], None], open_label: str = "Open") -> None:
-    """Every attempt, newest first: thumbnail, prompt, format, time; open, download or delete each."""
+def gallery(history: History, *, key: str, on_open: Callable[[str], None], open_label: str = "Open",
+            page_size: int | None = None) -> None:
+    """Every attempt, newest first: thumbnail, prompt, format, time; open, download or delete each.
+    With `page_size`, a pager shows that many at a time, so a long session keeps reruns quick."""
     items = list(history)
+    if page_size and len(items) > page_size:
+        pages = (len(items) + page_size - 1) // page_size
+        page = st.segmented_control("Page", list(range(1, pages + 1)), key=f"{key}.page", default=1,
+                                    format_func=lambda n: f"{(n - 1) * page_size + 1}–{min(n * page_size, len(items))}")
+        page = min(page or 1, pages)
+        items = items[(page - 1) * page_size:page * page_size]
     for start in range(0, len(items), COLUMNS):
         for column, item in zip(st.columns(COLUMNS), items[start:start + COLUMNS]):
             with column.container(border=True):
-                st.image(item.thumbnail, width="stretch")
-                st.markdown(f"**{escape_markdown(item.prompt)}**")
-                st.caption(describe(item))
-                open_col, delete_col = st.columns(2)
-                open_col.button(open_label, key=f"{key}.open.{item.id}", on_click=on_open, args=(item.id,),
-                                icon=":material/open_in_full:", width="stretch")
-                delete_col.button("Delete", key=f"{key}.delete.{item.id}", on_click=history.remove,
-                                  args=(item.id,), icon=":material/delete:", width="stretch")
-                download_button(item, key=f"{key}.dl.{item.id}", stretch=True)
+                st.image(item.thumbnail, width="stretch", output_format="JPEG")  # known: no sniffing per rerun
+                st.markdown(f"**{escape_markdown(item.prompt)}**  \n:gray[{describe(item)}]")
+                with st.container(horizontal=True, gap="small"):
+                    st.button(open_label, key=f"{key}.open.{item.id}", on_click=on_open, args=(item.id,),
+                              icon=":material/open_in_full:")
+                    st.button("Delete", key=f"{key}.delete.{item.id}", on_click=history.remove,
+                              args=(item.id,), icon=":material/delete:")
+                    download_button(item, key=f"{key}.dl.{item.id}", label="Download")
