@@ -162,7 +162,8 @@ def main() -> None:
     print(f"seconds 2mp {seconds['whole']:.2f} (aim <= {SECONDS_AIM}; whole call, PNG out)")
     print(f"seconds 2mp cut-out {seconds['cut']:.2f} (part of the whole call)")
     print(f"seconds 2mp png-encode {seconds['png']:.2f} (part of the whole call)")
-    print(f"images {figures['images']}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus (times grow with it)")
+    load = os.getloadavg()[0]
+    print(f"images {figures['images']}; load average {load:.1f} on {os.cpu_count()} cpus (times grow with it)")
 
 
 if __name__ == "__main__":

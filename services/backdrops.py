@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 from PIL import Image
 
-WORK_EDGE = 768  # painting size; the result is enlarged, which also keeps the 2 MP path fast
+WORK_EDGE = 640  # painting size; the result is enlarged, which also keeps the 2 MP path fast
 
 Rgb = tuple[float, float, float]
 
@@ -65,6 +65,7 @@ COLOURS: dict[str, Rgb] = {
     "white": (0.95, 0.95, 0.94), "grey": (0.55, 0.55, 0.55), "gray": (0.55, 0.55, 0.55),
     "black": (0.08, 0.08, 0.09), "silver": (0.75, 0.76, 0.78), "peach": (0.98, 0.75, 0.62),
 }
+TONES = {"dark": 0.45, "light": 1.25, "pale": 1.25}  # before a floor material: its shade, not a mood
 MOODS = {
     "warm": "warm golden cozy sunny morning amber", "cool": "cool cold icy winter night",
     "dark": "dark moody dramatic noir night evening midnight", "bright": "bright light airy soft clean minimal",
@@ -108,8 +109,17 @@ def read_prompt(prompt: str) -> Look:
         motifs=tuple(m for s in scenes for m in SCENES[s].get("motifs", ())),
         near=SCENES[wall_scene].get("near", False), glow=0.22 if SCENES[wall_scene].get("near") else 0.1,
     )
-    look = _colour(look, [COLOURS[w] for w in words if w in COLOURS], plain=scenes == ["studio"])
-    for mood in dict.fromkeys(m for w in words for m, ws in MOODS.items() if w in ws.split()):
+    # a colour or tone right before the floor's material ("black marble", "dark wood") is that material's
+    material = {i for i, w in enumerate(words[:-1])
+                if (w in COLOURS or w in TONES) and WORDS.get(words[i + 1]) == floor_scene != "studio"}
+    for i in sorted(material):
+        base = np.array(COLOURS.get(words[i], look.floor[0]))
+        c = base * TONES.get(words[i], 1.0)
+        look = replace(look, floor=_rgb((c * 0.85 + np.array(look.floor[0]) * 0.15, c * 0.8)))
+    colours = [COLOURS[w] for i, w in enumerate(words) if w in COLOURS and i not in material]
+    look = _colour(look, colours, plain=scenes == ["studio"])
+    moods = (m for i, w in enumerate(words) if i not in material for m, ws in MOODS.items() if w in ws.split())
+    for mood in dict.fromkeys(moods):
         look = _mood(look, mood)
     return look
 
@@ -129,7 +139,7 @@ def _colour(look: Look, colours: list[Rgb], plain: bool) -> Look:
         return look
     first, last = np.array(colours[0]), np.array(colours[-1])
     if plain:
-        wall = (first + (1 - first) * 0.12, first, last * 0.9 + first * 0.02)
+        wall = (first + (1 - first) * 0.12, first, (first + last) * 0.46)
         return replace(look, wall=_rgb(wall), floor=_rgb((last * 0.9, last * 0.72)))
     wall = [np.array(c) * 0.7 + first * 0.3 for c in look.wall]
     return replace(look, wall=_rgb(wall), floor=_rgb([np.array(c) * 0.8 + last * 0.2 for c in look.floor]))
@@ -184,9 +194,11 @@ def render_backdrop(size: tuple[int, int], prompt: str, mask: Image.Image | None
     canvas = _light(canvas, look, xs, ys, subject)
     if subject is not None:
         canvas = _shadow(canvas, look, subject, horizon)
-    canvas = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_CUBIC) if scale < 1 else canvas
-    grain = rng.standard_normal((h, w), dtype=np.float32)[..., None] * 0.012  # film grain; also dithers
-    return Image.fromarray(np.clip((canvas + grain) * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
+    if (ww, wh) != (w, h):
+        canvas = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_CUBIC)
+    canvas += rng.standard_normal((h, w), dtype=np.float32)[..., None] * 0.012  # film grain; also dithers
+    np.maximum(canvas, 0.0, out=canvas)
+    return Image.fromarray(cv2.convertScaleAbs(canvas, alpha=255.0, beta=0.5), "RGB")  # rounds and saturates
 
 
 @dataclass(frozen=True)
@@ -251,7 +263,10 @@ def _floor(look: Look, xs, ys, horizon: float, aspect: float, rng) -> np.ndarray
         return base
     z = 1.0 / (depth * 0.92 + 0.08)  # distance from the viewer: 1 at the bottom edge, 12.5 at the horizon
     u = (xs - 0.5) * z * aspect
-    return base * TEXTURES[look.texture](u, z * np.ones_like(xs), rng)[..., None]
+    pattern = TEXTURES[look.texture](u, z * np.ones_like(xs), rng)[..., None]
+    if look.texture == "marble" and far.mean() < 0.35:  # dark stone shows pale veins
+        return base * (2.0 - pattern) + (1.0 - pattern) * 0.8
+    return base * pattern
 
 
 def _noise(rng, u: np.ndarray, z: np.ndarray, scale: float) -> np.ndarray:
@@ -265,14 +280,16 @@ def _noise(rng, u: np.ndarray, z: np.ndarray, scale: float) -> np.ndarray:
 
 def _fade(z: np.ndarray) -> np.ndarray:
     # detail dissolves towards the horizon, where it would only alias
-    return np.clip(1.3 - z / 9.0, 0.0, 1.0)
+    return np.clip(1.5 - z / 5.0, 0.0, 1.0)
 
 
 def _marble(u, z, rng):
-    turbulence = _noise(rng, u, z, 0.12)
-    wave = np.sin((u * 0.8 + z * 0.45) * 4.0 + turbulence * 9.0)
-    veins = np.exp(-(wave**2) / 0.006) * 0.22 + np.exp(-(np.sin(u * 3.1 + turbulence * 14.0) ** 2) / 0.002) * 0.08
-    return 1.0 + (turbulence - 0.5) * 0.05 - veins * _fade(z)
+    a, c = 0.5 * u + 0.35 * z, -0.25 * u + 0.9 * z  # stretched on a diagonal, so the veins flow one way
+    fade = _noise(rng, u * 0.5, z * 0.5, 0.2)
+    # ridged noise: veins are where a smooth field crosses its middle, thin and branching
+    veins = (1 - np.abs(2 * _noise(rng, a, c * 0.5, 0.3) - 1)) ** 18 * (0.1 + 0.25 * _smoothstep(0.3, 0.8, fade))
+    veins += (1 - np.abs(2 * _noise(rng, a * 2.0 + 3, c * 1.2, 0.3) - 1)) ** 40 * 0.08
+    return 1.0 + (fade - 0.5) * 0.06 - veins * _fade(z)
 
 
 def _lines(coord: np.ndarray, spacing: float, width: float) -> np.ndarray:
@@ -281,15 +298,15 @@ def _lines(coord: np.ndarray, spacing: float, width: float) -> np.ndarray:
 
 
 def _concrete(u, z, rng):
-    joints = np.maximum(_lines(u, 1.8, 0.015), _lines(z, 1.8, 0.015 * z))
+    joints = np.maximum(_lines(u + 0.9, 1.8, 0.015), _lines(z, 1.8, 0.015 * z))  # no joint right under the subject
     return 1.0 + (_noise(rng, u, z, 0.2) - 0.5) * 0.14 - joints * 0.3 * _fade(z)
 
 
 def _planks(u, z, rng):
-    plank = np.floor(u / 0.3)
+    plank = np.floor(u / 0.3 + 0.5)  # a board, not a seam, runs under the subject
     tone = 1.0 + 0.08 * np.sin(plank * 12.9898)  # each board a slightly different shade
     grain = np.sin(z * 18.0 + _noise(rng, u, z, 0.3) * 10.0 + plank * 3.0) * 0.05
-    return tone + grain * _fade(z) - _lines(u, 0.3, 0.006 * z) * 0.35 * _fade(z)
+    return tone + grain * _fade(z) - _lines(u + 0.15, 0.3, 0.003 * z) * 0.3 * _fade(z)
 
 
 def _sand(u, z, rng):
@@ -332,7 +349,8 @@ def _sun(canvas, xs, ys, horizon, subject, rng):
     r = np.hypot(dx, dy)
     above = (ys < horizon).astype(np.float32)[..., None]
     canvas = _screen(canvas, np.exp(-((r / 0.3) ** 2))[..., None] * (0.55, 0.38, 0.20))
-    canvas = _mix(canvas, np.array((1.0, 0.95, 0.82), np.float32), (1 - _smoothstep(0.045, 0.055, r))[..., None] * above)
+    disc = (1 - _smoothstep(0.045, 0.055, r))[..., None] * above  # half set: the sea hides its lower part
+    canvas = _mix(canvas, np.array((1.0, 0.95, 0.82), np.float32), disc)
     streak = np.exp(-((dx / 0.07) ** 2) - np.maximum(ys - horizon, 0) / 0.2) * (1 - above[..., 0])
     return _screen(canvas, streak[..., None] * (0.45, 0.32, 0.18))
 
@@ -376,7 +394,7 @@ def _trees(canvas, xs, ys, horizon, subject, rng):
 
 def _leaves(canvas, xs, ys, horizon, subject, rng):
     colours = [(0.80, 0.88, 0.45), (0.95, 0.92, 0.60), (0.55, 0.75, 0.35)]
-    return _screen(canvas, _discs(canvas, rng, 28, (0.01, 0.04), (0.0, horizon), colours, (0.08, 0.25), 0.004))
+    return _screen(canvas, _discs(canvas, rng, 28, (0.01, 0.04), (0.0, horizon), colours, (0.08, 0.25), 0.008))
 
 
 def _lights(canvas, xs, ys, horizon, subject, rng):
@@ -412,6 +430,10 @@ def _light(canvas, look: Look, xs, ys, subject: Subject | None) -> np.ndarray:
     return canvas * (1.0 - look.vignette * _smoothstep(0.35, 1.0, corner))[..., None]
 
 
+def _blob(dx: np.ndarray, dy: np.ndarray, rx: float, ry: float) -> np.ndarray:
+    return np.exp(-((dx / rx) ** 2) - (dy / ry) ** 2)
+
+
 def _shadow(canvas, look: Look, s: Subject, horizon: float) -> np.ndarray:
     """A contact shadow where the subject meets the floor, and a soft drop shadow on a near wall."""
     wh, ww = canvas.shape[:2]
@@ -421,8 +443,8 @@ def _shadow(canvas, look: Look, s: Subject, horizon: float) -> np.ndarray:
     height = s.bottom - s.top
     if horizon < s.bottom <= 0.985:  # the base is in the frame and on the floor
         cx, half = (s.foot_left + s.foot_right) / 2, (s.foot_right - s.foot_left) / 2
-        contact = np.exp(-2 * (((xs - cx) / (half * 1.1 + 0.01)) ** 2 + ((ys - s.bottom + 0.004) / (0.01 + 0.02 * height)) ** 2))
-        wide = np.exp(-(((xs - s.centre) / ((s.right - s.left) * 0.6 + 0.03)) ** 2 + ((ys - s.bottom) / (0.03 + 0.07 * height)) ** 2))
+        contact = _blob(xs - cx, ys - s.bottom + 0.004, half * 1.1 + 0.01, 0.01 + 0.02 * height) ** 2
+        wide = _blob(xs - s.centre, ys - s.bottom, (s.right - s.left) * 0.6 + 0.03, 0.03 + 0.07 * height)
         shade = np.maximum(contact * 0.55, wide * 0.28).astype(np.float32)
     if look.near:
         shift = np.float32([[1, 0, 0.012 * ww], [0, 1, 0.015 * wh]])

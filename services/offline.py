@@ -1,10 +1,12 @@
 """The offline engine: cut the subject out with GrabCut and set it on a backdrop drawn from the prompt.
 
 No model, no network: the cut-out is OpenCV's GrabCut seeded from the photo's borders and colour
-statistics, refined at full size with a guided filter; the backdrop comes from `services.backdrops`.
+statistics, its edge then read off the full-size colours; the backdrop comes from `services.backdrops`.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -20,8 +22,9 @@ DESCRIPTION = (
     "for photographic scenes add a Novita key."
 )
 
-WORK_EDGE = 512  # GrabCut runs on a copy this long: ~0.3 s, and edges are refined at full size after
-GRABCUT_ITERATIONS = 4
+WORK_EDGE = 512  # GrabCut runs on a copy this long (fast); edges are refined at full size after
+GRABCUT_ITERATIONS = 3  # 2 passes cost 30 % less but let a radial-gradient case slip to 0.89 IoU
+MIN_EDGE = 24  # a thumbnail smaller than this has no border to learn a background from: it is kept whole
 EDGE = 40.0  # Sobel strength on blurred Lab of a clear step (about 10 units of lightness)
 
 
@@ -33,14 +36,13 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png") -> by
     """
     photo = open_image(image)  # raises ImageError, a ValueError with a sentence for a person
     alpha, from_file = _alpha_of(photo)
-    rgb = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255.0
-    a = np.asarray(alpha, dtype=np.float32)[..., None] / 255.0
+    rgb, a = np.asarray(photo.convert("RGB")), np.asarray(alpha)
     # a file's own alpha comes with clean colours; a cut-out's edge still carries the old background
     subject = rgb if from_file else _decontaminate(rgb, a)
-    backdrop = np.asarray(render_backdrop(photo.size, prompt, alpha), dtype=np.float32) / 255.0
-    out = subject * a + backdrop * (1.0 - a)
-    result = Image.fromarray(np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8), "RGB")
-    return encode(result, image_type)
+    backdrop = np.asarray(render_backdrop(photo.size, prompt, alpha))
+    weight = a.astype(np.float32) / 255.0
+    out = cv2.blendLinear(subject, backdrop, weight, 1.0 - weight)
+    return encode(Image.fromarray(out, "RGB"), image_type)
 
 
 def cut_out(image: Image.Image) -> Image.Image:
@@ -59,7 +61,10 @@ def _alpha_of(image: Image.Image) -> tuple[Image.Image, bool]:
         if _is_meaningful(np.asarray(alpha)):
             return alpha, True
     rgb = np.asarray(image.convert("RGB"))
-    hard = _segment(_downscale(rgb, WORK_EDGE))
+    small = _downscale(rgb, WORK_EDGE)
+    hard = _segment(small) if min(small.shape[:2]) >= MIN_EDGE else np.ones(small.shape[:2], np.uint8)
+    if hard.mean() < 0.002:  # nothing stood out: keep the photo whole rather than lose it
+        hard = np.ones_like(hard)
     return Image.fromarray(_refine(rgb, hard), "L"), False
 
 
@@ -93,21 +98,30 @@ def _segment(small: np.ndarray) -> np.ndarray:
     distance, spread = _background_distance(lab, band, edges)
     distinct = distance > max(2.0 * spread, 12.0)
     bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-    strict = _grabcut(bgr, distinct, band, distinct)
-    generous = _grabcut(bgr, distance > max(spread, 10.0), band, distinct)
+    like = distance <= max(spread, 6.0)
+    generous_seed = distance > max(spread, 10.0)
+    if np.count_nonzero(generous_seed ^ distinct) < 0.01 * distinct.size:  # a plain backdrop: one cut will do
+        return _grabcut(bgr, generous_seed, band, distinct, like)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # OpenCV releases the GIL: both cuts run at once
+        strict, generous = pool.map(lambda likely: _grabcut(bgr, likely, band, distinct, like),
+                                    (distinct, generous_seed))
     if strict.mean() < 0.03 or _on_edges(generous, edges, band) >= _on_edges(strict, edges, band) - 0.03:
         return generous
     return strict
 
 
-def _grabcut(bgr: np.ndarray, likely: np.ndarray, band: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+def _grabcut(bgr: np.ndarray, likely: np.ndarray, band: np.ndarray, distinct: np.ndarray,
+             background_like: np.ndarray) -> np.ndarray:
     seeds = np.where(likely, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     seeds[band & ~distinct] = cv2.GC_BGD  # the frame's edge is background unless it clearly is not
     if not np.any(seeds == cv2.GC_PR_FGD):
         _seed_centre(seeds)
+    if np.all(seeds % 2 == 1):  # no background left to model: GrabCut cannot start
+        return np.ones(seeds.shape, np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: the same photo, the same cut
     cv2.grabCut(bgr, seeds, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
-    return _clean((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD), distinct)
+    return _clean((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD), background_like)
 
 
 def _edge_strength(lab: np.ndarray) -> np.ndarray:
@@ -140,12 +154,12 @@ def _background_distance(lab: np.ndarray, band: np.ndarray, edges: np.ndarray) -
         residual = np.linalg.norm(pixels - rows @ coef, axis=1)
         inliers &= residual <= max(3.0 * np.median(residual[inliers]), 8.0)
     surface = np.linalg.norm(lab - basis @ coef, axis=2)
-    nearest = np.min(np.linalg.norm(lab[..., None, :] - centres, axis=3), axis=2)
-    distance = np.minimum(surface, nearest)
+    distance = np.minimum(surface, _nearest(lab.reshape(-1, 3), centres).reshape(h, w))
     return distance, float(np.percentile(distance[band][inliers], 95))
 
 
-def _border_colours(lab: np.ndarray, band: np.ndarray, edges: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def _border_colours(lab: np.ndarray, band: np.ndarray, edges: np.ndarray, k: int = 8
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Cluster the border's colours and keep those of the background, with a mask of their pixels.
 
     A subject cut by the frame shows a colour that is missing from the top edge, does not run down
@@ -157,7 +171,7 @@ def _border_colours(lab: np.ndarray, band: np.ndarray, edges: np.ndarray, k: int
     cv2.setRNGSeed(0)  # fixed so the same photo always gives the same cut
     sample = pixels[:: max(1, len(pixels) // 6000)]
     _, _, centres = cv2.kmeans(sample, min(k, len(sample)), None, criteria, 2, cv2.KMEANS_PP_CENTERS)
-    labels = np.argmin(np.linalg.norm(pixels[:, None] - centres, axis=2), axis=1)
+    labels = np.argmin(_squared_distances(pixels, centres), axis=1)
     side = _side_of(band)
     counts = np.zeros((len(centres), 4))
     np.add.at(counts, (labels, side), 1)
@@ -174,11 +188,22 @@ def _border_colours(lab: np.ndarray, band: np.ndarray, edges: np.ndarray, k: int
             ring = rings[c] & accepted
             if ring.any() and np.median(edges[ring]) < EDGE:
                 keep[c] = changed = True
+    if not keep.any():  # every colour looked like a subject: better to learn from all of them than none
+        keep[:] = True
     return centres[keep], keep[labels]
 
 
+def _squared_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, as one matrix product rather than a (points x centres x 3) array
+    return (points * points).sum(1)[:, None] - 2.0 * points @ centres.T + (centres * centres).sum(1)
+
+
+def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum(_squared_distances(points, centres).min(axis=1), 0.0))
+
+
 def _side_of(band: np.ndarray) -> np.ndarray:
-    """For each border pixel (in band order), which side of the frame it is nearest: 0 top, 1 bottom, 2 left, 3 right."""
+    """For each border pixel (in band order) the nearest side of the frame: 0 top, 1 bottom, 2 left, 3 right."""
     h, w = band.shape
     ys, xs = np.nonzero(band)
     return np.argmin(np.stack([ys, h - 1 - ys, xs, w - 1 - xs]), axis=0)
@@ -190,62 +215,82 @@ def _seed_centre(seeds: np.ndarray) -> None:
     seeds[h // 6 : h - h // 10, w // 5 : w - w // 5] = cv2.GC_PR_FGD
 
 
-def _clean(fg: np.ndarray, distinct: np.ndarray) -> np.ndarray:
-    """Keep the main components and fill the holes that do not look like background."""
+def _clean(fg: np.ndarray, background_like: np.ndarray) -> np.ndarray:
+    """Keep the main components and fill the holes that are small or do not look like background."""
     mask = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
         return mask
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= 0.15 * areas.max()) + 1
-    mask = np.isin(labels, keep).astype(np.uint8)
+    areas = stats[:, cv2.CC_STAT_AREA]
+    mask = ((areas >= 0.15 * areas[1:].max()) & (np.arange(count) > 0))[labels].astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+    x, y, bw, bh, area = stats.T
     h, w = mask.shape
-    for i in range(1, count):
-        x, y, bw, bh, area = stats[i]
-        if x == 0 or y == 0 or x + bw == w or y + bh == h:
-            continue  # open to the frame: real background
-        hole = labels == i
-        if area < 0.002 * mask.size or distinct[hole].mean() > 0.5:
-            mask[hole] = 1
-    return mask
+    inside = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)  # a region open to the frame is background
+    inside[0] = False  # label 0 is the subject itself
+    likeness = np.bincount(labels.ravel(), background_like.ravel(), count) / np.maximum(area, 1)
+    fill = inside & ((area < 0.002 * mask.size) | (likeness < 0.5))
+    return np.maximum(mask, fill[labels].astype(np.uint8))
 
 
 def _refine(rgb: np.ndarray, hard: np.ndarray) -> np.ndarray:
-    """Upscale the working mask and snap it to the photo's edges with a guided filter, then feather."""
+    """Upscale the working mask, snap its edge to the photo's colours, and feather it lightly."""
     h, w = rgb.shape[:2]
-    scale = max(h, w) / max(hard.shape)
-    soft = cv2.GaussianBlur(hard.astype(np.float32), (0, 0), 0.8)
-    soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    alpha = _guided_filter(gray, soft, radius=max(2, round(2 * scale)), eps=2e-3)
-    alpha = np.clip((alpha - 0.1) / 0.8, 0.0, 1.0)  # pull the edge in a touch so no old background rims it
-    alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.6, 0.4 * scale))
-    return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    soft = cv2.GaussianBlur(hard.astype(np.float32), (0, 0), 1.0)  # a ramp wide enough to hold the true edge
+    alpha = _snap_to_colours(rgb, cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR))
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 0.6)  # a soft edge, never a hard cut
+    return np.clip((alpha - 0.015) / 0.97 * 255.0 + 0.5, 0, 255).astype(np.uint8)  # solid stays solid
 
 
-def _guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    def mean(x: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1))
+def _snap_to_colours(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """In the soft edge, read alpha off the colours: how far each pixel sits from the local background
+    colour towards the local subject colour. Where the two colours are alike, keep the smooth ramp."""
+    ys, xs = np.nonzero((alpha > 0.02) & (alpha < 0.98))
+    if ys.size == 0:
+        return alpha
+    subject, background = _local_colours(rgb, alpha, ys, xs)
+    pixel = rgb[ys, xs].astype(np.float32)
+    direction = subject - background
+    length2 = (direction * direction).sum(1)
+    projected = np.clip(((pixel - background) * direction).sum(1) / np.maximum(length2, 1.0), 0.0, 1.0)
+    out = alpha.copy()
+    trust = _trust(length2)
+    out[ys, xs] = trust * projected + (1.0 - trust) * alpha[ys, xs]
+    return out
 
-    mean_i, mean_p = mean(guide), mean(src)
-    cov = mean(guide * src) - mean_i * mean_p
-    var = mean(guide * guide) - mean_i * mean_i
-    a = cov / (var + eps)
-    b = mean_p - a * mean_i
-    return mean(a) * guide + mean(b)
+
+def _trust(length2: np.ndarray) -> np.ndarray:
+    # subject and background colours 75 levels apart or more separate cleanly; alike ones do not at all
+    return np.clip((np.sqrt(length2) - 25.0) / 50.0, 0.0, 1.0)
 
 
-def _decontaminate(rgb: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """Take the old background's colour out of the soft edge: F = (I - (1 - a) B) / a."""
-    h, w = rgb.shape[:2]
-    small, small_a = _downscale(rgb, 256), _downscale(a[..., 0], 256)[..., None]
-    weight = 1.0 - small_a
+def _local_colours(rgb: np.ndarray, alpha: np.ndarray, ys: np.ndarray, xs: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The subject's and the background's colour near each pixel (ys, xs): means over each side, blurred."""
+    small = _downscale(rgb, 256).astype(np.float32)
+    inside = (cv2.resize(alpha, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0.98).astype(np.float32)
     sigma = max(small.shape[:2]) / 40
-    background = cv2.GaussianBlur(small * weight, (0, 0), sigma) / (
-        cv2.GaussianBlur(weight, (0, 0), sigma)[..., None] + 1e-4
-    )
-    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
-    edge = (a > 0.02) & (a < 0.98)
-    pure = np.clip((rgb - (1.0 - a) * background) / np.maximum(a, 0.02), 0.0, 1.0)
-    return np.where(edge, pure, rgb)
+    h, w = alpha.shape
+    rows, cols = ys * small.shape[0] // h, xs * small.shape[1] // w  # both means are smooth: nearest will do
+    means = []
+    for weight in (inside, 1.0 - inside):
+        total = cv2.GaussianBlur(small * weight[..., None], (0, 0), sigma)
+        means.append(total[rows, cols] / (cv2.GaussianBlur(weight, (0, 0), sigma)[rows, cols, None] + 1e-4))
+    return means[0], means[1]
+
+
+def _decontaminate(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Take the old background's colour out of the soft edge: F = (I - (1 - a) B) / a, and where a is
+    small (the pixel is mostly old background) lean on the subject's colour nearby instead."""
+    ys, xs = np.nonzero((alpha > 2) & (alpha < 253))  # only the edge needs it: a few % of the pixels
+    if ys.size == 0:
+        return rgb
+    a = alpha[ys, xs, None].astype(np.float32) / 255.0
+    subject, background = _local_colours(rgb, alpha.astype(np.float32) / 255.0, ys, xs)
+    solved = (rgb[ys, xs].astype(np.float32) - (1.0 - a) * background) / np.maximum(a, 0.05)
+    # a mostly-background pixel says little about the subject: lean on the subject's colour nearby, if
+    # that colour is told apart from the background's (otherwise the pixel is as good as it gets)
+    lean = (1.0 - np.clip((a - 0.3) / 0.5, 0.0, 1.0)) * _trust(((subject - background) ** 2).sum(1))[:, None]
+    out = rgb.copy()
+    out[ys, xs] = np.clip((1.0 - lean) * solved + lean * subject + 0.5, 0, 255).astype(np.uint8)
+    return out
