@@ -23,7 +23,27 @@ WIDTH = 704  # the package's default width; previews are made at about this size
 CACHE_KEY = "compare.cache"
 CACHE_SIZE = 4  # one per place a slider shows (main page, History, Variants), plus one in hand
 _DATA_URI = re.compile(r"data:image/jpg;base64,[A-Za-z0-9+/=]+")
-_capture_lock = threading.Lock()  # the package's module-level `components` is swapped while it writes
+_capture_lock = threading.Lock()
+# The frame's height is fixed for the full width; on a narrow screen juxtapose shrinks the slider and
+# letterboxes it, so the frame follows the slider's real height instead of leaving blank bands around it.
+_FIT_FRAME = """
+<script>
+(function () {
+  function fit() {
+    var slider = document.querySelector(".jx-slider");
+    var frame = window.frameElement;
+    if (!slider || !frame) { return; }
+    slider.parentNode.style.paddingTop = "0px";  // juxtapose letterboxes inside a frame taller than it
+    var height = Math.ceil(slider.getBoundingClientRect().height);
+    if (height > 40 && Math.abs(frame.getBoundingClientRect().height - height) > 2) {
+      frame.style.height = height + "px";
+    }
+  }
+  window.addEventListener("load", function () { setTimeout(fit, 50); setTimeout(fit, 500); });
+  window.addEventListener("resize", function () { setTimeout(fit, 50); });
+})();
+</script>
+"""  # the package's module-level `components` is swapped while it writes
 
 
 def _jpeg_uri(data: bytes) -> str:
@@ -53,7 +73,7 @@ def _markup(before_preview: bytes, after_preview: bytes, width: int) -> tuple[st
             Image.MAX_IMAGE_PIXELS = guard
     ours = iter([_jpeg_uri(before_preview), _jpeg_uri(after_preview)])
     html = _DATA_URI.sub(lambda _: next(ours), written["html"], count=2)
-    return html, int(written["height"])
+    return html + _FIT_FRAME, int(written["height"])
 
 
 def compare(before_preview: bytes, after_preview: bytes, *, key: str, width: int = WIDTH) -> None:
