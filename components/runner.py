@@ -12,7 +12,6 @@ from services import config, engines, jobs, novita, quota
 
 log = logging.getLogger(__name__)
 
-
 OWNER_KEY_MESSAGES = {
     novita.InsufficientBalanceError: ("The demo's Novita credits are used up. Tell the owner of this app, or "
                                       "paste your own key in the sidebar; the offline studio still works.",
@@ -73,8 +72,7 @@ def request() -> None:
     st.session_state["last_error"] = None
     job = jobs.start(photo.prepared, photo.before_preview, prompt, image_type, engine=chosen,
                      source_name=photo.name, api_key=session.api_key(), cost=config.price_per_image(),
-                     limiter=shared_limiter())
-    job.owner_key = owner_key
+                     limiter=shared_limiter(), owner_key=owner_key)
     st.session_state["job"] = job
 
 
@@ -155,7 +153,7 @@ def outcome() -> None:
     missing = st.session_state.get("replace.missing")
     if missing:
         st.warning(missing, icon=":material/info:")
-    notice = st.session_state.pop("notice", None)
+    notice, st.session_state["notice"] = st.session_state["notice"], None
     if notice:
         st.info(notice, icon=":material/info:")
     if st.session_state["last_error"]:

@@ -54,9 +54,9 @@ class Job:
 
 def start(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str, *, engine: str,
           source_name: str, api_key: str | None = None, cost: float = 0.0,
-          limiter: Limiter | None = None) -> Job:
+          limiter: Limiter | None = None, owner_key: bool = False) -> Job:
     """Start one replacement in a daemon thread and return its Job at once."""
-    job = Job(prompt=prompt, image_type=image_type, engine=engine, source_name=source_name)
+    job = Job(prompt=prompt, image_type=image_type, engine=engine, source_name=source_name, owner_key=owner_key)
     args = (job, prepared, before_preview, api_key, cost, limiter)
     threading.Thread(target=_run, args=args, name="replace-background", daemon=True).start()
     return job
