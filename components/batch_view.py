@@ -9,7 +9,7 @@ import streamlit as st
 from components import session
 from components.compare import compare
 from components.results import describe, download_button
-from components.runner import count_paid, engine, plural, shared_limiter
+from components.runner import count_paid, engine, note_evicted, plural, shared_limiter
 from components.text import escape_markdown
 from services import batch as batches
 from services import config, engines, export
@@ -82,8 +82,18 @@ def is_running(run_key: str) -> bool:
 def retry(run_key: str) -> None:
     """on_click of Retry failed: run only the failed tasks again."""
     run = st.session_state.get(run_key)
-    if run is not None:
-        run.retry_failed(api_key=session.api_key(), cost=config.price_per_image(), limiter=shared_limiter())
+    if run is None or not run.finished:
+        return
+    owner_key = not st.session_state["user_api_key"]
+    retryable = sum(task.status == batches.FAILED and task.retryable for task in run.tasks)
+    left = config.max_images_per_session() - st.session_state["owner_images"]
+    if run.engine == engines.NOVITA and owner_key and retryable > left:
+        st.session_state[f"{run_key}.message"] = (
+            f"Retrying needs {plural(retryable, 'Novita image')} but this session has {max(left, 0)} left. "
+            "Choose the offline studio in the sidebar, or paste your own Novita key there.")
+        return
+    run.owner_key = owner_key  # the key in use now is the one the retries spend
+    run.retry_failed(api_key=session.api_key(), cost=config.price_per_image(), limiter=shared_limiter())
 
 
 def collect() -> None:
@@ -94,7 +104,7 @@ def collect() -> None:
         if run is None:
             continue
         for task in run.collect():
-            session.history().add(task.item)
+            note_evicted(session.history().add(task.item))
             count_paid(task.item, owner_key=run.owner_key)
 
 
@@ -138,8 +148,12 @@ def watch(run_key: str, *, rows: bool = True) -> None:
 def outcome(run_key: str, *, label: str, rows: bool = True) -> None:
     """After the run: the summary, each task's state, Retry failed, and Download all (ZIP)."""
     message = st.session_state.get(f"{run_key}.message")
+    st.session_state[f"{run_key}.message"] = None  # said once; gone on the next rerun
     if message:
-        st.warning(message, icon=":material/info:")
+        st.warning(escape_markdown(message), icon=":material/info:")  # may name an uploaded ZIP
+    notice, st.session_state["notice"] = st.session_state["notice"], None
+    if notice:
+        st.info(notice, icon=":material/info:")
     run = st.session_state.get(run_key)
     if run is None:
         return
@@ -150,7 +164,7 @@ def outcome(run_key: str, *, label: str, rows: bool = True) -> None:
     st.progress(fraction, text=text)
     if rows:
         _rows(run)
-    failed = run.counts()[batches.FAILED]
+    failed = sum(task.status == batches.FAILED and task.retryable for task in run.tasks)
     done = [task for task in run.tasks if task.item is not None]
     if failed:
         st.button(f"Retry failed ({failed})", key=f"{run_key}.retry", on_click=retry, args=(run_key,),

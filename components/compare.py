@@ -23,7 +23,8 @@ WIDTH = 704  # the package's default width; previews are made at about this size
 CACHE_KEY = "compare.cache"
 CACHE_SIZE = 4  # one per place a slider shows (main page, History, Variants), plus one in hand
 _DATA_URI = re.compile(r"data:image/jpg;base64,[A-Za-z0-9+/=]+")
-_capture_lock = threading.Lock()
+_capture_lock = threading.Lock()  # the package's module-level `components` is swapped while it writes
+_PIXEL_GUARD = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb guard as it stands before the package runs
 # The frame's height is fixed for the full width; on a narrow screen juxtapose shrinks the slider and
 # letterboxes it, so the frame follows the slider's real height instead of leaving blank bands around it.
 _FIT_FRAME = """
@@ -60,7 +61,6 @@ def _markup(before_preview: bytes, after_preview: bytes, width: int) -> tuple[st
         after.save(buffer, "JPEG", quality=85)
         after_preview = buffer.getvalue()
     written: dict = {}
-    guard = Image.MAX_IMAGE_PIXELS
     with _capture_lock:
         real = package.components
         package.components = SimpleNamespace(html=lambda html, height=None, **_: written.update(html=html, height=height))
@@ -70,7 +70,7 @@ def _markup(before_preview: bytes, after_preview: bytes, width: int) -> tuple[st
                                      in_memory=True, make_responsive=True, show_labels=True)
         finally:
             package.components = real
-            Image.MAX_IMAGE_PIXELS = guard
+            Image.MAX_IMAGE_PIXELS = _PIXEL_GUARD
     ours = iter([_jpeg_uri(before_preview), _jpeg_uri(after_preview)])
     html = _DATA_URI.sub(lambda _: next(ours), written["html"], count=2)
     return html + _FIT_FRAME, int(written["height"])

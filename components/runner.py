@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 
 import streamlit as st
 
 from components import session
 from components.text import escape_markdown
-from services import config, engines, jobs, novita, quota
-
-log = logging.getLogger(__name__)
-
-OWNER_KEY_MESSAGES = {
-    novita.InsufficientBalanceError: ("The demo's Novita credits are used up. Tell the owner of this app, or "
-                                      "paste your own key in the sidebar; the offline studio still works.",
-                                      "the account has no balance left: top it up at novita.ai"),
-    novita.AuthenticationError: ("The demo's Novita key is not valid. Tell the owner of this app, or paste "
-                                 "your own key in the sidebar; the offline studio still works.",
-                                 "the key was refused: set a valid NOVITA_API_KEY in the app's secrets"),
-}
+from services import config, engines, jobs, quota
 
 
 @st.cache_resource
@@ -95,8 +83,9 @@ def _ordinal(n: int) -> str:
 
 
 def _label(job: jobs.Job) -> str:
-    if job.waiting is not None:
-        place, seconds = job.waiting
+    waiting = job.waiting  # read once: the worker may clear it at any moment
+    if waiting is not None:
+        place, seconds = waiting
         return (f"The shared key is busy: you are {_ordinal(place)} in line, about {seconds:.0f} s… "
                 f"{job.elapsed:.0f} s")
     return f"{job.stage}… {job.elapsed:.0f} s"
@@ -117,40 +106,47 @@ def wait(job: jobs.Job) -> None:
             if finished:
                 break
             status.update(label=_label(job))
-    _finish(job)
+    finish(job)
     st.rerun()
 
 
-def _finish(job: jobs.Job) -> None:
+def finish_if_done() -> None:
+    """Hand a run that ended while the person was on another page to history (or to the error line)."""
+    job = session.job()
+    if job is not None and job.done.is_set():
+        finish(job)
+
+
+def finish(job: jobs.Job) -> None:
+    """Store an ended run's outcome: its result in history, or the sentence that says why not."""
     st.session_state["job"] = None
     if job.item is not None:
         evicted = session.history().add(job.item)
         st.session_state["replace.current"] = job.item.id
         st.session_state["last_steps"] = (f"Done in {job.elapsed:.1f} s", list(job.steps))
         count_paid(job.item, owner_key=job.owner_key)
-        if evicted:
-            st.session_state["evicted"] += len(evicted)
-            what = "the oldest result was" if len(evicted) == 1 else f"the {len(evicted)} oldest results were"
-            st.session_state["notice"] = (
-                f"History keeps the latest {session.history().max_items} results (up to "
-                f"{session.history().max_bytes // 2**20} MB), so {what} removed. "
-                "Download results you want to keep.")
+        note_evicted(evicted)
         return
-    error = job.error
     st.session_state["last_steps"] = None
-    owner_message = next((m for cls, m in OWNER_KEY_MESSAGES.items() if isinstance(error, cls)), None)
-    if isinstance(error, jobs.Cancelled):
-        st.session_state["notice"] = str(error)
-    elif owner_message and job.owner_key:
-        log.warning("Novita refused the app owner's key (%s): %s.", error.reason, owner_message[1])
-        st.session_state["last_error"] = (owner_message[0], False)
+    if isinstance(job.error, jobs.Cancelled):
+        st.session_state["notice"] = str(job.error)
     else:
-        st.session_state["last_error"] = jobs.failure_message(error)
+        st.session_state["last_error"] = jobs.failure_message(job.error, owner_key=job.owner_key)
+
+
+def note_evicted(evicted: list) -> None:
+    """Tell the person, once, that history dropped its oldest results to stay within its bounds."""
+    if evicted:
+        history = session.history()
+        what = "the oldest result was" if len(evicted) == 1 else f"the {len(evicted)} oldest results were"
+        st.session_state["notice"] = (
+            f"History keeps the latest {history.max_items} results (up to {history.max_bytes // 2**20} MB), "
+            f"so {what} removed. Download results you want to keep.")
 
 
 def outcome() -> None:
     """Show how the last run ended: what is missing, done with its steps, or why not with a Try again."""
-    missing = st.session_state.get("replace.missing")
+    missing, st.session_state["replace.missing"] = st.session_state["replace.missing"], None
     if missing:
         st.warning(missing, icon=":material/info:")
     notice, st.session_state["notice"] = st.session_state["notice"], None

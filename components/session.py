@@ -38,7 +38,6 @@ def init() -> None:
     st.session_state.setdefault("last_steps", None)  # (label, steps) of the last finished run
     st.session_state.setdefault("replace.missing", None)  # what the person must add before a run
     st.session_state.setdefault("notice", None)  # one-time information: eviction, a cancelled wait
-    st.session_state.setdefault("evicted", 0)
     st.session_state.setdefault("paid_images", 0)  # Novita results on this session (the spend figures)
     st.session_state.setdefault("spend", 0.0)  # estimated dollars
     st.session_state.setdefault("owner_images", 0)  # of those, made on the owner's key: what the cap counts  # results dropped from history to stay within its bounds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import batch_view, gate, session
+from components import batch_view, gate, runner, session
 from components.runner import shared_limiter
 from services import config, engines, quota
 
@@ -40,7 +40,8 @@ def page_setup() -> None:
     than app.py because Streamlit's AppTest reruns a page file without the router once pages/ exists."""
     session.init()
     gate.require()
-    batch_view.collect()  # results of a batch that finished while the person was elsewhere
+    runner.finish_if_done()  # results of runs that ended while the person was on another page
+    batch_view.collect()
     sidebar()
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh machine, then runs every test.
 # System: Debian's chromium for the browser tests (playwright's own browser download cannot work here) and
-# redis-server for the shared rate limiter's tests.
+# redis-server for the shared rate limiter's tests, and npm where the machine has none.
 # Python: a .venv with requirements-dev.txt. Node: juxtaposejs, served to the browser in place of its CDN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq

@@ -80,9 +80,9 @@ class Batch:
         pool.shutdown(wait=False)
 
     def retry_failed(self, *, api_key: str | None, cost: float, limiter: Limiter | None) -> int:
-        """Put the failed tasks back in line and run them again; returns how many."""
+        """Put the failed tasks a retry can help back in line and run them again; returns how many."""
         with self._lock:
-            failed = [task for task in self.tasks if task.status == FAILED]
+            failed = [task for task in self.tasks if task.status == FAILED and task.retryable]
             for task in failed:
                 task.status, task.error, task.retryable, task.submitted = WAITING, None, False, False
         self.start(api_key=api_key, cost=cost, limiter=limiter)
@@ -108,7 +108,7 @@ class Batch:
                                   engine=self.engine, source_name=task.source_name, api_key=api_key, cost=cost,
                                   limiter=limiter)
         except Exception as exc:  # one photo's failure never stops the others
-            message, retryable = jobs.failure_message(exc)
+            message, retryable = jobs.failure_message(exc, owner_key=self.owner_key)
             if message == jobs.UNEXPECTED:
                 log.exception("batch: unexpected failure")
             with self._lock:

@@ -19,6 +19,7 @@ from services.quota import Limiter, bucket_for
 
 log = logging.getLogger(__name__)
 RATE_LIMIT_BACKOFF = 15.0  # seconds every session holds off after a 429 that said nothing about when
+RATE_LIMIT_HOLD_MAX = 60.0  # a 429 asking for longer holds everyone this long at most; the person retries
 UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
               "happening, try another photo.")
 Progress = Callable[..., None]
@@ -46,10 +47,12 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
 
+    finished: float | None = None
+
     @property
     def elapsed(self) -> float:
-        """Seconds since the run started."""
-        return time.monotonic() - self.started
+        """Seconds the run took, or has taken so far."""
+        return (self.finished or time.monotonic()) - self.started
 
 
 def start(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str, *, engine: str,
@@ -62,11 +65,26 @@ def start(prepared: PreparedImage, before_preview: bytes, prompt: str, image_typ
     return job
 
 
-def failure_message(error: BaseException) -> tuple[str, bool]:
-    """(sentence for the person, whether a one-click retry makes sense) for any failure of a run."""
+OWNER_KEY_MESSAGES = {
+    novita.InsufficientBalanceError: ("The demo's Novita credits are used up. Tell the owner of this app, or "
+                                      "paste your own key in the sidebar; the offline studio still works.",
+                                      "the account has no balance left: top it up at novita.ai"),
+    novita.AuthenticationError: ("The demo's Novita key is not valid. Tell the owner of this app, or paste "
+                                 "your own key in the sidebar; the offline studio still works.",
+                                 "the key was refused: set a valid NOVITA_API_KEY in the app's secrets"),
+}
+
+
+def failure_message(error: BaseException, *, owner_key: bool = False) -> tuple[str, bool]:
+    """(sentence for the person, whether a one-click retry makes sense) for any failure of a run. When the
+    app owner's key was refused, people are told to tell the owner, and the log tells the owner what to do."""
+    owner = next((m for cls, m in OWNER_KEY_MESSAGES.items() if isinstance(error, cls)), None)
+    if owner and owner_key:
+        log.warning("Novita refused the app owner's key (%s): %s.", getattr(error, "reason", None), owner[1])
+        return owner[0], False
     if isinstance(error, novita.NovitaError):
         return error.user_message, error.retryable
-    if isinstance(error, (images.ImageError, Cancelled, ValueError)):
+    if isinstance(error, (images.ImageError, Cancelled)):
         return str(error), False
     return UNEXPECTED, True
 
@@ -98,7 +116,8 @@ def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image
         result = engines.replace_background(prepared.data, prompt, image_type, engine=engine, api_key=api_key)
     except novita.RateLimitError as exc:
         if bucket is not None:  # every session holds off, not only this one
-            limiter.penalize(bucket, exc.retry_after or RATE_LIMIT_BACKOFF)
+            wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF
+            limiter.penalize(bucket, min(wait, RATE_LIMIT_HOLD_MAX))
         raise
     report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s", stage="Making the previews")
     converted = ("Novita sent another format; it was converted here.",) if result.converted else ()
@@ -127,8 +146,9 @@ def _run(job: Job, prepared: PreparedImage, before_preview: bytes, api_key: str 
                              cancel=job.cancel, progress=progress)
         job.steps.append("Done")
     except Exception as exc:  # every failure goes back to the page, which decides what the person sees
-        if not isinstance(exc, (images.ImageError, novita.NovitaError, Cancelled, ValueError)):
+        if not isinstance(exc, (images.ImageError, novita.NovitaError, Cancelled)):
             log.exception("replace-background: unexpected failure")
         job.error = exc
     finally:
+        job.finished = time.monotonic()
         job.done.set()

@@ -25,7 +25,6 @@ from services import config, images
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = config.DEFAULT_BASE_URL
 PATH = "/v3/replace-background"
 IMAGE_TYPES = ("png", "webp", "jpeg")
 RETRY_AFTER_MAX = 30.0  # a longer wait is the person's call, not an automatic one
@@ -113,10 +112,10 @@ class ReplaceResult:
 
 
 class _PaidRetry(Retry):
-    """urllib3 Retry that gives up (returning the 429) when Retry-After asks for a long wait."""
+    """urllib3 Retry that gives up (returning the reply) when Retry-After asks for a long wait."""
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if response is not None and response.status == 429:
+        if response is not None and response.status in self.RETRY_AFTER_STATUS_CODES:
             wait = self.get_retry_after(response)
             if wait is not None and wait > RETRY_AFTER_MAX:
                 raise MaxRetryError(_pool, url, ResponseError("Retry-After is too long to wait"))
@@ -156,6 +155,10 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png", *, ap
         msg = f"Output format must be one of {', '.join(IMAGE_TYPES)}."
         raise ConfigurationError(msg)
     key = config.api_key(api_key)
+    if key and not (key.isascii() and key.isprintable() and " " not in key):
+        msg = ("That API key has characters a Novita key never has (spaces, quotes or symbols from "
+               "copying). Paste the key again exactly as Novita shows it.")
+        raise ConfigurationError(msg)
     if not key:
         msg = ("No Novita API key is set. Paste your own key in the sidebar, or ask the app's owner to add "
                "NOVITA_API_KEY to the app's secrets.")
@@ -262,8 +265,7 @@ def status_error(status: int, content: bytes, headers, request_id: str | None = 
     balance = "balance" in f"{reason} {message}".lower()
     if status == 403 and balance:
         return InsufficientBalanceError(
-            "The Novita account behind this app has no credits left. Top it up at novita.ai, "
-            "or ask the app's owner to.", **fields)
+            "This Novita account has no credits left. Top it up at novita.ai, or use another key.", **fields)
     if status in (401, 403):
         return AuthenticationError(
             "Novita did not accept the API key. Check the key in the sidebar, or ask the app's owner "

@@ -8,6 +8,7 @@ are served first come, first served, and see their place in line and an estimate
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 import uuid
@@ -15,6 +16,8 @@ from collections import deque
 from collections.abc import Callable
 
 from services import config
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PER_MINUTE = 10  # Novita's default for replace-background, per key
 POLL = 0.25  # seconds between checks while waiting; also how soon a cancel is noticed
@@ -191,4 +194,9 @@ def from_settings() -> Limiter:
     except ValueError:
         window = 60.0
     url = config.setting("RATE_LIMIT_REDIS_URL")
-    return RedisLimiter(url, limit, window) if url else MemoryLimiter(limit, window)
+    if url:
+        try:
+            return RedisLimiter(url, limit, window)
+        except Exception as exc:  # a wrong URL must not take every page down; this process still limits
+            log.warning("RATE_LIMIT_REDIS_URL unusable (%s); keeping the budget in memory", type(exc).__name__)
+    return MemoryLimiter(limit, window)
