@@ -79,7 +79,7 @@ class Fault:
     """A scripted behaviour; the parameters apply to the faults named beside them."""
 
     name: str
-    retry_after: float | str | None = None  # "429": Retry-After value (default 1)
+    retry_after: float | str | None = None  # "429": Retry-After value (default 1); "503": sent when set
     delay: float | None = None  # "timeout": seconds to hang before answering (default 5)
     status: int | None = None  # JSON error faults: override the status code (e.g. 422)
     message: str | None = None  # JSON error faults: override Novita's message
@@ -250,7 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
         name = fault.name
         if name in JSON_ERRORS:
             status, reason, message = JSON_ERRORS[name]
-            headers = {"Retry-After": _seconds(fault.retry_after)} if name == "429" else {}
+            asks_wait = name == "429" or (name == "503" and fault.retry_after is not None)
+            headers = {"Retry-After": _seconds(fault.retry_after)} if asks_wait else {}
             return self._error(fault.status or status, reason, fault.message or message, headers)
         if name in HTML_ERRORS:
             status, title = HTML_ERRORS[name]

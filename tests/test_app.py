@@ -162,3 +162,18 @@ def test_photo_and_prompt_survive_a_visit_to_history(app):
     assert app.session_state["photo"].name == "mug.jpg"
     assert app.text_area(key="prompt").value == "in a warehouse"
     assert app.radio(key="format").value == "WEBP"
+
+
+def test_the_slider_puts_pillows_bomb_guard_back():
+    """streamlit_image_comparison switches the guard off process-wide; the wrapper restores it."""
+    from PIL import Image
+
+    from components import compare
+    from services import images
+
+    before = Image.MAX_IMAGE_PIXELS
+    jpeg = images.preview(photo_bytes())
+    html, height = compare._markup(jpeg, jpeg, 704)
+    assert Image.MAX_IMAGE_PIXELS == before is not None
+    assert "juxtapose.JXSlider" in html and height > 0
+    assert html.count("data:image/jpeg;base64,") == 2  # our previews, not the package's quality-100 copies

@@ -609,3 +609,4 @@ def test_on_checkerboard_composites_over_light_cells():
 def test_on_checkerboard_of_opaque_image_is_plain_rgb():
     board = images.on_checkerboard(Image.new("L", (8, 8), 50))
     assert board.mode == "RGB" and board.getpixel((3, 3)) == (50, 50, 50)
+

@@ -633,3 +633,21 @@ def test_concurrent_calls_keep_their_own_key_and_prompt(novita, stub):
     assert sorted(results) == list(range(6))
     for r in stub.requests:
         assert r.headers["Authorization"] == f"Bearer {KEY}-{r.json['prompt'].split()[1]}"
+
+
+def test_a_503_asking_for_a_long_wait_is_returned_at_once(novita, stub):
+    """A proxy's maintenance page may ask for an hour: the person hears at once, nothing sleeps on it."""
+    stub.always(Fault("503", retry_after=3600))
+    started = time.monotonic()
+    with pytest.raises(novita.ServerError):
+        novita.replace_background(PHOTO, "x", api_key=KEY, base_url=stub.base_url)
+    assert time.monotonic() - started < 5
+    assert len(stub.requests) == 1
+
+
+@pytest.mark.parametrize("key", ["sk_…pasted", "sk_abc def", "sk_\u200bzero-width", "“sk_quoted”"])
+def test_a_key_with_characters_no_key_has_gets_a_sentence(novita, stub, key):
+    with pytest.raises(novita.ConfigurationError, match="Paste the key again") as caught:
+        novita.replace_background(PHOTO, "x", api_key=key, base_url=stub.base_url)
+    assert key not in str(caught.value)
+    assert stub.requests == []
