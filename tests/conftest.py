@@ -50,3 +50,16 @@ def photo_bytes(size=(640, 480), fmt="JPEG", colour=(200, 60, 40), mode="RGB") -
     buf = io.BytesIO()
     image.save(buf, fmt)
     return buf.getvalue()
+
+
+@pytest.fixture
+def app(novita_env):
+    """The app after its first run in AppTest, against the stand-in, with a fresh shared limiter."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_resource.clear()  # the process-wide limiter is rebuilt from this test's settings
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception
+    return at

@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from services.images import sniff_format
-from tests.conftest import ROOT, TEST_KEY, photo_bytes
+from tests.conftest import TEST_KEY, photo_bytes
 
-TIMEOUT = 30
-
-
-@pytest.fixture
-def app(novita_env):
-    st.cache_resource.clear()  # the process-wide limiter is rebuilt from this test's settings
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def give_photo(at: AppTest, name="mug.jpg", data: bytes | None = None) -> AppTest:

@@ -19,7 +19,7 @@ from services import export
 from services.history import History, HistoryItem
 from services.images import sniff_format
 from services.quota import MemoryLimiter
-from tests.conftest import ROOT, TEST_KEY, photo_bytes
+from tests.conftest import TEST_KEY, photo_bytes
 
 TIMEOUT = 30
 LATENCY = 0.5
@@ -362,15 +362,6 @@ def test_zip_results_of_the_history_and_of_nothing():
 
 
 # ------------------------------------------------------------------------------------------- the pages
-
-
-@pytest.fixture
-def app(novita_env):
-    st.cache_resource.clear()  # the process-wide limiter is rebuilt from this test's settings
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.run()
-    assert not at.exception
-    return at
 
 
 def uploads(named: list[tuple[str, bytes]]) -> list[tuple[str, bytes, str]]:
