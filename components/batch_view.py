@@ -130,6 +130,8 @@ def _rows(run: batches.Batch) -> None:
 def watch(run_key: str, *, rows: bool = True) -> None:
     """While the run works: a progress bar and each task's state, refreshed until it ends, then rerun."""
     run = st.session_state[run_key]
+    st.button("Cancel the rest", key=f"{run_key}.cancel", on_click=run.cancel.set, icon=":material/close:",
+              help="Photos not yet sent are not sent; those already with Novita finish. Retry failed runs them later.")
     bar, detail = st.empty(), st.empty()
     while True:
         collect()

@@ -52,6 +52,7 @@ class Batch:
     engine: str
     concurrency: int = DEFAULT_CONCURRENCY
     owner_key: bool = False  # run on the app owner's key: its results count towards the session cap
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)  # stop what has not been sent
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def counts(self) -> dict[str, int]:
@@ -68,6 +69,7 @@ class Batch:
 
     def start(self, *, api_key: str | None, cost: float, limiter: Limiter | None) -> None:
         """Run every waiting task in the background, `concurrency` at a time; returns at once."""
+        self.cancel.clear()
         with self._lock:
             pending = [task for task in self.tasks if task.status == WAITING and not task.submitted]
             for task in pending:
@@ -100,15 +102,18 @@ class Batch:
         with self._lock:
             task.status = RUNNING
         try:
+            if self.cancel.is_set():
+                raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
             if task.prepared is None:
                 task.prepared = images.prepare(task.data or b"", task.source_name)
                 task.before_preview = images.preview(task.prepared.data)
                 task.data = None  # the prepared copy is all that is needed from here on
             item = jobs.make_item(task.prepared, task.before_preview, task.prompt, self.image_type,
                                   engine=self.engine, source_name=task.source_name, api_key=api_key, cost=cost,
-                                  limiter=limiter)
+                                  limiter=limiter, cancel=self.cancel)
         except Exception as exc:  # one photo's failure never stops the others
             message, retryable = jobs.failure_message(exc, owner_key=self.owner_key)
+            retryable = retryable or isinstance(exc, jobs.Cancelled)  # a cancelled photo can be run later
             if message == jobs.UNEXPECTED:
                 log.exception("batch: unexpected failure")
             with self._lock:

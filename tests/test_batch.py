@@ -525,3 +525,24 @@ def test_a_second_press_while_a_run_is_in_flight_sends_nothing(novita_env, kind)
     time.sleep(0.3)
     assert at.session_state["second"] is at.session_state["first"], "the second press replaced the run"
     assert len(novita_env.requests) == 4
+
+
+def test_cancel_stops_what_is_not_sent_and_retry_runs_it_later(novita_env):
+    """With the key's budget used up, Cancel ends every waiting photo at once and sends nothing more;
+    Retry failed runs the cancelled photos when the person wants."""
+    run = new_batch(photos(4), concurrency=2)
+    start(run, limiter=MemoryLimiter(1, 60.0))  # one slot a minute: the first photo goes, the rest wait
+    deadline = time.monotonic() + 10
+    while len(novita_env.requests) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    run.cancel.set()
+    assert wait_finished(run, timeout=5) < 2
+    counts = run.counts()
+    assert counts[batches.DONE] == 1 and counts[batches.FAILED] == 3
+    assert len(novita_env.requests) == 1
+    cancelled = [task for task in run.tasks if task.status == batches.FAILED]
+    assert all(task.retryable and "nothing was" in task.error for task in cancelled)
+
+    assert run.retry_failed(api_key=TEST_KEY, cost=0.01, limiter=MemoryLimiter(100, 60.0)) == 3
+    wait_finished(run)
+    assert run.counts()[batches.DONE] == 4 and len(novita_env.requests) == 4
