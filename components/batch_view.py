@@ -9,10 +9,10 @@ import streamlit as st
 from components import session
 from components.compare import compare
 from components.results import describe, download_button
-from components.runner import count_paid, engine, note_evicted, plural, shared_limiter
+from components.runner import count_paid, engine, note_evicted, owner_images_left, plural, shared_limiter
 from components.text import escape_markdown
 from services import batch as batches
-from services import config, engines, export
+from services import config, export
 
 STATE_ICONS = {batches.WAITING: ":material/schedule:", batches.RUNNING: ":material/progress_activity:",
                batches.DONE: ":material/check_circle:", batches.FAILED: ":material/error:"}
@@ -23,11 +23,11 @@ def _start(run_key: str, tasks: list[batches.Task], image_type: str) -> None:
     """Start tasks in the background, unless the session's cap on the owner's key forbids it."""
     chosen = engine()
     owner_key = not st.session_state["user_api_key"]
-    cap = config.max_images_per_session()
-    left = cap - st.session_state["owner_images"]
-    if chosen == engines.NOVITA and owner_key and len(tasks) > left:
+    left = owner_images_left(chosen)
+    if left is not None and len(tasks) > left:
+        cap = config.max_images_per_session()
         st.session_state[f"{run_key}.message"] = (
-            f"This needs {plural(len(tasks), 'Novita image')} but this session has {max(left, 0)} left of its {cap}. "
+            f"This needs {plural(len(tasks), 'Novita image')} but this session has {left} left of its {cap}. "
             "Use fewer photos or prompts, or choose the offline studio in the sidebar.")
         return
     run = batches.Batch(tasks, image_type, chosen, concurrency=config.batch_concurrency(), owner_key=owner_key)
@@ -84,15 +84,14 @@ def retry(run_key: str) -> None:
     run = st.session_state.get(run_key)
     if run is None or not run.finished:
         return
-    owner_key = not st.session_state["user_api_key"]
     retryable = sum(task.status == batches.FAILED and task.retryable for task in run.tasks)
-    left = config.max_images_per_session() - st.session_state["owner_images"]
-    if run.engine == engines.NOVITA and owner_key and retryable > left:
+    left = owner_images_left(run.engine)
+    if left is not None and retryable > left:
         st.session_state[f"{run_key}.message"] = (
-            f"Retrying needs {plural(retryable, 'Novita image')} but this session has {max(left, 0)} left. "
+            f"Retrying needs {plural(retryable, 'Novita image')} but this session has {left} left. "
             "Choose the offline studio in the sidebar, or paste your own Novita key there.")
         return
-    run.owner_key = owner_key  # the key in use now is the one the retries spend
+    run.owner_key = not st.session_state["user_api_key"]  # the key in use now is the one the retries spend
     run.retry_failed(api_key=session.api_key(), cost=config.price_per_image(), limiter=shared_limiter())
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from components.compare import compare
 from components.text import escape_markdown
-from services import engines
+from services import engines, offline
 from services.history import History, HistoryItem
 
 MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
@@ -38,8 +38,7 @@ def result_panel(item: HistoryItem, *, key: str) -> None:
     compare(item.before_preview, item.after_preview, key=item.id)
     st.caption(f"“{escape_markdown(item.prompt)}” · {describe(item)}")
     if item.engine == engines.OFFLINE:
-        st.caption("Made offline: a studio-style backdrop from the colours and mood of your prompt; "
-                   "for photographic scenes add a Novita key in the sidebar.")
+        st.caption(f"Made offline. {offline.DESCRIPTION}")
     download_button(item, key=f"{key}.download.{item.id}", primary=True)
 
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from components import session
 from components.text import escape_markdown
-from services import config, engines, jobs, quota
+from services import config, engines, jobs, offline, quota
 
 
 @st.cache_resource
@@ -28,8 +28,7 @@ def engine_note(chosen: str) -> None:
     elif chosen == engines.NOVITA:
         st.caption(f"Engine: Novita, about ${config.price_per_image():.4f} an image.")
     else:
-        st.caption("Engine: offline studio — a studio-style backdrop from the colours and mood of your "
-                   "prompt; for photographic scenes add a Novita key.")
+        st.caption(f"Engine: offline studio. {offline.DESCRIPTION}")
 
 
 def request() -> None:
@@ -49,8 +48,8 @@ def request() -> None:
         return
     chosen = engine()
     owner_key = not st.session_state["user_api_key"]
-    cap = config.max_images_per_session()
-    if chosen == engines.NOVITA and owner_key and st.session_state["owner_images"] >= cap:
+    if owner_images_left(chosen) == 0:
+        cap = config.max_images_per_session()
         st.session_state["replace.missing"] = (
             f"This demo allows {plural(cap, 'Novita image')} per session, and this session has used them. "
             "The offline studio still works: choose it in the sidebar, or paste your own Novita key there.")
@@ -61,6 +60,14 @@ def request() -> None:
                      source_name=photo.name, api_key=session.api_key(), cost=config.price_per_image(),
                      limiter=shared_limiter(), owner_key=owner_key)
     st.session_state["job"] = job
+
+
+def owner_images_left(chosen: str) -> int | None:
+    """Novita images this session may still make on the owner's key; None when the cap does not apply
+    (another engine, or the person's own key)."""
+    if chosen != engines.NOVITA or st.session_state["user_api_key"]:
+        return None
+    return max(0, config.max_images_per_session() - st.session_state["owner_images"])
 
 
 def plural(n: int, noun: str) -> str:

@@ -40,7 +40,7 @@ def init() -> None:
     st.session_state.setdefault("notice", None)  # one-time information: eviction, a cancelled wait
     st.session_state.setdefault("paid_images", 0)  # Novita results on this session (the spend figures)
     st.session_state.setdefault("spend", 0.0)  # estimated dollars
-    st.session_state.setdefault("owner_images", 0)  # of those, made on the owner's key: what the cap counts  # results dropped from history to stay within its bounds
+    st.session_state.setdefault("owner_images", 0)  # of those, made on the owner's key: what the cap counts
     st.session_state.setdefault("replace.current", None)  # id of the result shown in the slider
     st.session_state.setdefault("history.selected", None)  # id of the result opened on the History page
     st.session_state.setdefault("user_api_key", "")  # a key pasted in the sidebar, this session only
