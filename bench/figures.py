@@ -36,9 +36,8 @@ def _mb(nbytes: int) -> float:
 def app_path(raw: bytes, name: str = "IMG_0001.jpg") -> HistoryItem:
     """What the app does for one photo: prepare, slider preview, then jobs.make_item (encode, POST via
     services.novita, decode and check the reply, result preview and thumbnail)."""
-    prepared = images.prepare(raw, name)
-    before = images.preview(prepared.data)
-    return jobs.make_item(prepared, before, PROMPT, IMAGE_TYPE, engine=engines.NOVITA, source_name=name,
+    prepared = images.prepare(raw, name)  # with the slider's preview, from the same decode
+    return jobs.make_item(prepared, prepared.preview, PROMPT, IMAGE_TYPE, engine=engines.NOVITA, source_name=name,
                           api_key=BENCH_KEY)
 
 
@@ -128,8 +127,7 @@ def build_session(count: int, size: tuple[int, int], current_size: tuple[int, in
         raw = photo(current_size if newest else size, seed=100 + index)
         name = f"IMG_{index:04d}.jpg"
         prepared = images.prepare(raw, name)
-        before = images.preview(prepared.data)
-        item = jobs.make_item(prepared, before, PROMPT, IMAGE_TYPE, engine=engines.NOVITA, source_name=name,
+        item = jobs.make_item(prepared, prepared.preview, PROMPT, IMAGE_TYPE, engine=engines.NOVITA, source_name=name,
                               api_key=BENCH_KEY)
         history.add(item)
     chosen = make_photo(name, raw, "upload")

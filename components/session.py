@@ -70,9 +70,8 @@ def api_key() -> str | None:
 def make_photo(name: str, data: bytes, source: str, digest: str | None = None) -> Photo:
     """Prepare a photo once, with its slider preview and chip; raises ImageError for what cannot be used."""
     prepared = images.prepare(data, name)
-    before_preview = images.preview(prepared.data)
-    chip = images.preview(before_preview, CHIP_EDGE)
-    return Photo(name, source, digest or hashlib.sha256(data).hexdigest(), prepared, before_preview, chip)
+    chip = images.preview(prepared.preview, CHIP_EDGE)
+    return Photo(name, source, digest or hashlib.sha256(data).hexdigest(), prepared, prepared.preview, chip)
 
 
 def set_photo(name: str, data: bytes, source: str) -> None:

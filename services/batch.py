@@ -106,7 +106,7 @@ class Batch:
                 raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
             if task.prepared is None:
                 task.prepared = images.prepare(task.data or b"", task.source_name)
-                task.before_preview = images.preview(task.prepared.data)
+                task.before_preview = task.prepared.preview
                 task.data = None  # the prepared copy is all that is needed from here on
             item = jobs.make_item(task.prepared, task.before_preview, task.prompt, self.image_type,
                                   engine=self.engine, source_name=task.source_name, api_key=api_key, cost=cost,

@@ -108,7 +108,7 @@ class ReplaceResult:
     seconds: float
     request_id: str | None = None
     converted: bool = False  # Novita sent another type and it was converted here
-    decoded: Image.Image | None = field(default=None, repr=False, compare=False)  # pixels, already checked
+    decoded: Image.Image | None = field(default=None, repr=False, compare=False)  # checked pixels, for previews
 
 
 class _PaidRetry(Retry):
@@ -216,9 +216,11 @@ def _decode_image(content: bytes, image_type: str) -> tuple[bytes, bool, Image.I
     if actual not in IMAGE_TYPES:
         raise InvalidResponseError(f"reply image_file is not a png/webp/jpeg image ({actual})", unreadable)
     try:
-        decoded = images.open_image(data)  # every pixel: a cut-off image is caught here, not in the browser
+        # Every byte is decoded, so a cut-off image is caught here, not in the browser; a JPEG in the
+        # requested type only at the scale its previews need.
         if actual == image_type:
-            return data, False, decoded
+            return data, False, images.open_image(data, fit_edge=images.PREVIEW_EDGE)
+        decoded = images.open_image(data)
         return images.encode(decoded, image_type), True, decoded
     except images.ImageError:
         raise InvalidResponseError("reply image could not be decoded", unreadable) from None

@@ -89,6 +89,11 @@ def check_payload(prepared: PreparedImage) -> Image.Image:
         assert decoded.getchannel("A").getextrema()[0] < 255
     if not prepared.reused_original:
         assert decoded.mode in ("RGB", "RGBA", "L")
+    shown = load(prepared.preview)  # the slider's preview of exactly this payload
+    width, height = prepared.size
+    scale = min(1.0, images.PREVIEW_EDGE / max(width, height))
+    assert shown.format == "JPEG" and max(shown.size) == min(images.PREVIEW_EDGE, max(width, height))
+    assert abs(shown.width - width * scale) <= 1 and abs(shown.height - height * scale) <= 1
     return decoded
 
 
@@ -228,7 +233,7 @@ def test_palette_transparency_survives():
     [
         ((1, 1), (1, 1), True),
         ((10000, 100), (2048, 20), False),
-        ((4032, 3024), (2048, 1536), False),
+        ((4032, 3024), (2016, 1512), False),  # decoded at half scale, already inside the box: sent as is
         ((2048, 2048), (2048, 2048), True),
         ((3000, 1000), (2048, 683), False),
         ((1000, 3000), (683, 2048), False),
@@ -286,6 +291,46 @@ def test_big_jpeg_is_drafted(monkeypatch):
     preview = load(images.preview(phone_jpeg()))
     assert requests == [(800, 600)]
     assert preview.size == (800, 600)
+
+
+def test_photo_sent_untouched_is_decoded_once_at_preview_scale(monkeypatch):
+    """A JPEG that fits is sent as uploaded, so prepare decodes it only once, at the DCT scale the slider's
+    preview needs; that decode still reads the whole file."""
+    data = save(gradient((2048, 1536)), "JPEG", quality=90)
+    drafts, loads = [], []
+    original_draft, original_load = JpegImagePlugin.JpegImageFile.draft, ImageFile.ImageFile.load
+
+    def draft(self, mode, size):
+        drafts.append(size)
+        return original_draft(self, mode, size)
+
+    def load_spy(self):
+        if self.tile:
+            loads.append(self.size)
+        return original_load(self)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", draft)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load_spy)
+    prepared = images.prepare(data, "fits.jpg")
+    assert prepared.data is data and prepared.reused_original
+    assert drafts == [(800, 600)] and loads == [(1024, 768)]
+    assert load(prepared.preview).size == (800, 600)
+
+
+def test_cut_off_photo_is_refused_even_when_it_would_be_sent_untouched():
+    data = save(Image.effect_noise((2048, 1536), 64).convert("RGB"), "JPEG")
+    with pytest.raises(ImageError, match="damaged or incomplete"):
+        images.prepare(data[: len(data) * 3 // 4], "cut.jpg")
+
+
+def test_previews_match_the_fair_resize():
+    """The quick preview resize (box reduction, then Lanczos) looks like Lanczos from full size."""
+    image = load(phone_jpeg()).resize((2048, 1536))
+    fair = image.resize((800, 600), Image.Resampling.LANCZOS)
+    shown, thumb = (load(data) for data in images.previews(image))
+    assert shown.size == (800, 600) and thumb.size == (256, 192)
+    difference = np.abs(np.asarray(shown, np.int16) - np.asarray(fair, np.int16))
+    assert difference.mean() < 2.0
 
 
 # ---------------------------------------------------------------- EXIF orientation
