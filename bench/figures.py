@@ -319,7 +319,8 @@ def batch(stub, size: tuple[int, int], repeats: int) -> Line:
     wall = statistics.median(walls)
     return Line(f"batch_{count}x{size[0]}x{size[1]}_c{concurrency}", wall / ideal, "<=", 1.15,
                 detail=f"median wall {wall:.2f} s vs ideal {ideal:.2f} s ({count} photos, {concurrency} at a time, "
-                       f"{latency} s stand-in latency, {repeats} runs); process CPU {statistics.median(cpus):.2f} s a "
+                       f"the stand-in answering each {latency} s after it arrives, its rendering included; "
+                       f"{repeats} runs); process CPU {statistics.median(cpus):.2f} s a "
                        f"run on {os.cpu_count()} CPUs, the in-process stand-in's included")
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from services import images, jobs
@@ -68,7 +69,9 @@ class Batch:
         return counts[WAITING] + counts[RUNNING] == 0
 
     def start(self, *, api_key: str | None, cost: float, limiter: Limiter | None) -> None:
-        """Run every waiting task in the background, `concurrency` at a time; returns at once."""
+        """Run every waiting task in the background and return at once. At most `concurrency` requests are
+        out at a time; photos are prepared ahead of them on a worker of their own, and a result is previewed
+        after its slot is handed on, so the slots spend their time on Novita, not on decoding and encoding."""
         self.cancel.clear()
         with self._lock:
             pending = [task for task in self.tasks if task.status == WAITING and not task.submitted]
@@ -76,10 +79,14 @@ class Batch:
                 task.submitted = True
         if not pending:
             return
-        pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix="batch")
+        slots = threading.BoundedSemaphore(max(1, self.concurrency))
+        preparing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-prepare")
+        # twice the slots: while some workers make previews, others hold every slot
+        running = ThreadPoolExecutor(max_workers=2 * max(1, self.concurrency), thread_name_prefix="batch")
         for task in pending:
-            pool.submit(self._run, task, api_key, cost, limiter)
-        pool.shutdown(wait=False)
+            running.submit(self._run, task, preparing.submit(self._prepare, task), slots, api_key, cost, limiter)
+        preparing.shutdown(wait=False)  # each pool ends once its queue is done
+        running.shutdown(wait=False)
 
     def retry_failed(self, *, api_key: str | None, cost: float, limiter: Limiter | None) -> int:
         """Put the failed tasks a retry can help back in line and run them again; returns how many."""
@@ -98,29 +105,40 @@ class Batch:
                 task.collected = True
         return ready
 
-    def _run(self, task: Task, api_key: str | None, cost: float, limiter: Limiter | None) -> None:
-        with self._lock:
-            task.status = RUNNING
+    def _prepare(self, task: Task) -> None:
+        """Prepare a task's photo (and its slider preview) unless it already is, or the batch was cancelled."""
+        if task.prepared is None and not self.cancel.is_set():
+            task.prepared = images.prepare(task.data or b"", task.source_name)
+            task.before_preview = task.prepared.preview
+            task.data = None  # the prepared copy is all that is needed from here on
+
+    def _run(self, task: Task, prepared: Future, slots: threading.Semaphore, api_key: str | None, cost: float,
+             limiter: Limiter | None) -> None:
         try:
-            if self.cancel.is_set():
-                raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
-            if task.prepared is None:
-                task.prepared = images.prepare(task.data or b"", task.source_name)
-                task.before_preview = task.prepared.preview
-                task.data = None  # the prepared copy is all that is needed from here on
-            item = jobs.make_item(task.prepared, task.before_preview, task.prompt, self.image_type,
-                                  engine=self.engine, source_name=task.source_name, api_key=api_key, cost=cost,
-                                  limiter=limiter, cancel=self.cancel)
+            prepared.result()  # the photo's preparation: its ImageError, if any, is this task's failure
+            started = time.monotonic()
+            with slots:
+                with self._lock:
+                    task.status = RUNNING
+                if self.cancel.is_set():
+                    raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
+                result = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
+                                   api_key=api_key, limiter=limiter, cancel=self.cancel)
+            item = jobs.finish(task.prepared, task.before_preview, task.prompt, self.image_type, result,
+                               engine=self.engine, source_name=task.source_name, cost=cost, started=started)
         except Exception as exc:  # one photo's failure never stops the others
-            message, retryable = jobs.failure_message(exc, owner_key=self.owner_key)
-            retryable = retryable or isinstance(exc, jobs.Cancelled)  # a cancelled photo can be run later
-            if message == jobs.UNEXPECTED:
-                log.exception("batch: unexpected failure")
-            with self._lock:
-                task.status, task.error, task.retryable = FAILED, message, retryable
+            self._failed(task, exc)
             return
         with self._lock:
             task.item, task.status = item, DONE
+
+    def _failed(self, task: Task, exc: Exception) -> None:
+        message, retryable = jobs.failure_message(exc, owner_key=self.owner_key)
+        retryable = retryable or isinstance(exc, jobs.Cancelled)  # a cancelled photo can be run later
+        if message == jobs.UNEXPECTED:
+            log.exception("batch: unexpected failure", exc_info=exc)
+        with self._lock:
+            task.status, task.error, task.retryable = FAILED, message, retryable
 
 
 def photos_from_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:

@@ -94,8 +94,19 @@ def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image
               cancel: threading.Event | None = None, progress: Progress | None = None) -> HistoryItem:
     """Run one replacement to the end, in the calling thread: wait for a slot, call the engine, make the
     previews. `progress` hears (stage, step done, place in line); no Streamlit is touched here."""
-    report = progress or (lambda stage=None, step=None, waiting=None: None)
     started = time.monotonic()
+    result = send(prepared, prompt, image_type, engine=engine, api_key=api_key, limiter=limiter, cancel=cancel,
+                  progress=progress)
+    return finish(prepared, before_preview, prompt, image_type, result, engine=engine, source_name=source_name,
+                  cost=cost, started=started, progress=progress)
+
+
+def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, api_key: str | None = None,
+         limiter: Limiter | None = None, cancel: threading.Event | None = None,
+         progress: Progress | None = None) -> engines.ReplaceResult:
+    """The first half of `make_item`: wait for a slot on the shared key, then call the engine; its reply
+    comes back checked and decoded."""
+    report = progress or _silent
     width, height = prepared.size
     report(step=f"Prepared the photo: {width} × {height} {prepared.format.upper()}")
     bucket = bucket_for(api_key) if engine == engines.NOVITA and api_key and limiter is not None else None
@@ -119,15 +130,28 @@ def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image
             wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF
             limiter.penalize(bucket, min(wait, RATE_LIMIT_HOLD_MAX))
         raise
-    report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s", stage="Making the previews")
+    report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s")
+    return result
+
+
+def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str,
+           result: engines.ReplaceResult, *, engine: str, source_name: str, cost: float = 0.0,
+           started: float | None = None, progress: Progress | None = None) -> HistoryItem:
+    """The second half of `make_item`: the result's previews, and the history item that holds it all."""
+    (progress or _silent)(stage="Making the previews")
     converted = ("Novita sent another format; it was converted here.",) if result.converted else ()
     after_preview, thumbnail = images.previews(result.decoded or images.open_image(result.image))
+    seconds = time.monotonic() - started if started is not None else result.seconds
     return HistoryItem(
-        prompt=prompt, image_type=image_type, engine=engine, seconds=time.monotonic() - started,
+        prompt=prompt, image_type=image_type, engine=engine, seconds=seconds,
         source_name=source_name, result=result.image, before_preview=before_preview,
         after_preview=after_preview, thumbnail=thumbnail,
         size=prepared.size, cost=cost if engine == engines.NOVITA else 0.0, notices=prepared.notices + converted,
     )
+
+
+def _silent(stage=None, step=None, waiting=None) -> None:
+    """A `progress` that tells no one."""
 
 
 def _run(job: Job, prepared: PreparedImage, before_preview: bytes, api_key: str | None, cost: float,

@@ -215,6 +215,7 @@ def _html(title: str) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # idle keep-alive connections close on their own
+    answer_at: float | None = None  # time.monotonic() before which a normal answer is not sent
     server: _Server
 
     def log_message(self, format, *args):  # noqa: A002 - quiet, and never a header in any log
@@ -241,11 +242,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, self.path, Headers(self.headers.items()), body, time.monotonic(), self.request_id
         )
         fault = stub._record(received)
+        self.answer_at = None
         if too_big:
             self.close_connection = True
             return self._send(413, _html("413 Request Entity Too Large"), "text/html")
-        if fault is None:
-            stub._sleep(stub.latency)
+        if fault is None:  # the answer is made first, then sent once `latency` has passed since the request
+            self.answer_at = received.received_at + stub.latency
             return self._normal(body)
         name = fault.name
         if name in JSON_ERRORS:
@@ -307,6 +309,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode(), headers=headers)
 
     def _send(self, status, body: bytes, content_type="application/json", headers=None, *, cut=None):
+        if self.answer_at is not None:
+            self.server.stub._sleep(max(0.0, self.answer_at - time.monotonic()))
+            self.answer_at = None
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -338,7 +343,7 @@ class NovitaStub:
 
     def __init__(self, *, latency: float = 0.0, valid_keys: set[str] | None = None,
                  host: str = "127.0.0.1", port: int = 0):
-        self.latency = latency
+        self.latency = latency  # seconds a normal answer takes, like the live service: rendering included
         self.valid_keys = None if valid_keys is None else set(valid_keys)
         self.requests: list[ReceivedRequest] = []
         self._host, self._port = host, port
@@ -425,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.novita_stub", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each normal answer")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds from a request to its normal answer, the stand-in's own work included")
     parser.add_argument("--fault", choices=sorted(FAULTS), help="answer every request with this fault")
     parser.add_argument("--retry-after", help="Retry-After for --fault 429")
     parser.add_argument("--delay", type=float, help="hang time for --fault timeout")

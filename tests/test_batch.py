@@ -130,6 +130,41 @@ def test_twelve_photos_at_concurrency_four_take_about_three_latencies(novita_env
     assert len({r.json["image_file"] for r in stub.requests}) == 12  # every photo sent once
 
 
+def test_photos_are_prepared_ahead_and_only_sent_photos_show_as_running(novita_env):
+    """One request at a time: while the first photo is with Novita the others are already prepared, and
+    they show as waiting, not running."""
+    novita_env.latency = 0.4
+    run = new_batch(photos(3), concurrency=1)
+    start(run)
+    deadline = time.monotonic() + 5
+    while len(novita_env.requests) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # the first photo is in its 0.4 s at the stand-in
+    assert run.counts() == {"waiting": 2, "running": 1, "done": 0, "failed": 0}
+    assert all(task.prepared is not None and task.data is None for task in run.tasks)
+    wait_finished(run)
+    assert run.counts()[batches.DONE] == 3
+
+
+def test_a_slot_is_handed_on_before_the_previews_are_made(novita_env, monkeypatch):
+    """Making a result's previews does not keep the next photo from being sent."""
+    from services import images
+
+    made = images.previews
+
+    def slow_previews(image):
+        time.sleep(0.5)
+        return made(image)
+
+    monkeypatch.setattr(images, "previews", slow_previews)
+    run = new_batch(photos(2), concurrency=1)
+    start(run)
+    wait_finished(run)
+    first, second = novita_env.requests
+    assert second.received_at - first.received_at < 0.4, "the second photo waited for the first one's previews"
+    assert run.counts()[batches.DONE] == 2
+
+
 def test_one_failure_leaves_eleven_results_and_retry_runs_only_that_one(novita_env):
     stub = novita_env
     stub.script("500")  # the first request to arrive fails

@@ -293,6 +293,28 @@ def test_stub_latency_and_concurrency(stub):
     assert 0.3 <= elapsed < 8 * 0.3  # answered in parallel
 
 
+def test_stub_latency_includes_its_own_rendering(stub, monkeypatch):
+    """Like the live service, an answer takes `latency` seconds in all: the stand-in's rendering happens
+    within that time, not after it."""
+    import tests.novita_stub as novita_stub
+
+    rendered = novita_stub.render
+
+    def slow_render(*args):
+        time.sleep(0.2)
+        return rendered(*args)
+
+    monkeypatch.setattr(novita_stub, "render", slow_render)
+    stub.latency = 0.5
+    started = time.monotonic()
+    assert post(stub).status_code == 200
+    assert 0.5 <= time.monotonic() - started < 0.65
+    stub.latency = 0.0
+    started = time.monotonic()
+    assert post(stub).status_code == 200
+    assert 0.2 <= time.monotonic() - started  # with no latency, the rendering is all it takes
+
+
 def test_stub_handles_a_2048_photo_quickly(stub):
     noise = Image.effect_noise((2048, 2048), 60).convert("RGB")
     buf = io.BytesIO()
