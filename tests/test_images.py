@@ -324,7 +324,7 @@ def test_cut_off_photo_is_refused_even_when_it_would_be_sent_untouched():
 
 
 def test_previews_match_the_fair_resize():
-    """The quick preview resize (box reduction, then Lanczos) looks like Lanczos from full size."""
+    """The quick preview resize (box reduction, then bicubic) looks like Lanczos from full size."""
     image = load(phone_jpeg()).resize((2048, 1536))
     fair = image.resize((800, 600), Image.Resampling.LANCZOS)
     shown, thumb = (load(data) for data in images.previews(image))
