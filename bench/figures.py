@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import statistics
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from PIL import Image
 
 from bench.harness import BENCH_KEY, PROMPT, Line, paired_medians
 from bench.photos import PHONE_12MP, photo
@@ -34,15 +36,15 @@ def _mb(nbytes: int) -> float:
 # 1. Client overhead -------------------------------------------------------------------------------------
 
 def app_path(raw: bytes, name: str = "IMG_0001.jpg") -> HistoryItem:
-    """What the app does for one photo: prepare, slider preview, then jobs.make_item (encode, POST via
-    services.novita, decode and check the reply, result preview and thumbnail)."""
+    """What the app does for one photo: prepare (with the slider preview), then jobs.make_item (encode,
+    POST via services.novita, decode and check the reply, result preview and thumbnail)."""
     prepared = images.prepare(raw, name)  # with the slider's preview, from the same decode
     return jobs.make_item(prepared, prepared.preview, PROMPT, IMAGE_TYPE, engine=engines.NOVITA, source_name=name,
                           api_key=BENCH_KEY)
 
 
 def _raw_post(base_url: str, prepared: images.PreparedImage):
-    """A bare requests.post of the already-built JSON body: the floor any client pays."""
+    """A bare requests.post of the already-built JSON body: the floor any client pays. Returns the body."""
     body = json.dumps({
         "image_file": base64.b64encode(prepared.data).decode("ascii"),
         "prompt": PROMPT,
@@ -51,11 +53,11 @@ def _raw_post(base_url: str, prepared: images.PreparedImage):
     headers = {"Authorization": f"Bearer {BENCH_KEY}", "Content-Type": "application/json"}
     url = base_url + novita.PATH
 
-    def post() -> None:
+    def post() -> bytes:
         response = requests.post(url, data=body, headers=headers, timeout=(5, 120))
-        response.content  # noqa: B018 - read it all, as the client does
         if response.status_code != 200:
             raise RuntimeError(f"stand-in answered {response.status_code}")
+        return response.content  # read it all, as the client does
 
     return post
 
@@ -72,6 +74,25 @@ def client_overhead(base_url: str, size: tuple[int, int], repeats: int, budget: 
               f"{len(raw) / 1e6:.1f} MB JPEG {sent}; {IMAGE_TYPE.upper()} reply")
     return Line(f"client_overhead_{size[0]}x{size[1]}", ours_cpu / bare_cpu, "<=" if budget else None, budget,
                 detail=detail)
+
+
+def reply_floor(base_url: str, size: tuple[int, int], repeats: int) -> Line:
+    """The least any client can add to the bare POST and still have a result to show: read the JSON,
+    base64-decode the image and decode its pixels (a preview needs them all; PNG has no reduced decode).
+    Nothing else: no preparation, no previews, no checks."""
+    prepared = images.prepare(photo(size, seed=1), "IMG_0001.jpg")
+    bare = _raw_post(base_url, prepared)
+
+    def floor() -> None:
+        data = base64.b64decode(json.loads(bare())["image_file"])
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+
+    ours, plain, ours_cpu, plain_cpu = paired_medians(floor, bare, repeats)
+    return Line(f"reply_decode_floor_{size[0]}x{size[1]}", ours_cpu / plain_cpu,
+                detail=f"CPU {ours_cpu * 1000:.0f} ms vs {plain_cpu * 1000:.0f} ms (+{(ours_cpu - plain_cpu) * 1000:.0f} ms): "
+                       f"the bare POST plus only decoding its {IMAGE_TYPE.upper()} reply, the lower bound of "
+                       f"client_overhead_{size[0]}x{size[1]}")
 
 
 # 2. Against the official SDK ----------------------------------------------------------------------------
@@ -96,11 +117,13 @@ def sdk_vs_ours(base_url: str, repeats: int) -> Line:
             sdk_s, ours_s, sdk_cpu, ours_cpu = paired_medians(sdk, lambda: app_path(raw), repeats)
         except Exception as exc:  # noqa: BLE001 - e.g. the SDK cannot send this photo: say what happened
             return Line(name, status="failed", detail=f"the SDK failed: {type(exc).__name__}: {str(exc)[:200]}")
-    ours_body = 4 * ((len(images.prepare(raw).data) + 2) // 3)
+    prepared = images.prepare(raw)
+    ours_body = 4 * ((len(prepared.data) + 2) // 3)
+    prepared_size = f"{prepared.size[0]}×{prepared.size[1]}"
     sdk_body = 4 * ((len(raw) + 2) // 3)
     detail = (f"CPU {sdk_cpu:.2f} s vs ours {ours_cpu:.2f} s; wall {sdk_s:.2f} vs {ours_s:.2f} s, ratio "
               f"{sdk_s / ours_s:.2f}; request body {sdk_body / 1e6:.1f} MB (the original, base64) vs "
-              f"{ours_body / 1e6:.1f} MB (prepared to 2048 px); ours also makes the previews")
+              f"{ours_body / 1e6:.1f} MB (prepared to {prepared_size}); ours also makes the previews")
     return Line(name, sdk_cpu / ours_cpu, ">=", 3.0, detail=detail)
 
 
