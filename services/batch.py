@@ -116,8 +116,8 @@ class Batch:
              limiter: Limiter | None) -> None:
         try:
             prepared.result()  # the photo's preparation: its ImageError, if any, is this task's failure
-            started = time.monotonic()
             with slots:
+                started = time.monotonic()  # its time at Novita and after, not its wait for a free slot
                 with self._lock:
                     task.status = RUNNING
                 if self.cancel.is_set():
