@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from components import batch_view, gate, runner, session
 from components.runner import shared_limiter
@@ -38,11 +39,22 @@ def _forget_key() -> None:
 def page_setup() -> None:
     """First lines of every page: session keys, the access gate, the shared sidebar. Pages do this rather
     than app.py because Streamlit's AppTest reruns a page file without the router once pages/ exists."""
+    _through_the_router()
     session.init()
     gate.require()
     runner.finish_if_done()  # results of runs that ended while the person was on another page
     batch_view.collect()
     sidebar()
+
+
+def _through_the_router() -> None:
+    """Until some run of app.py has called st.navigation, Streamlit treats pages/ as a folder of pages: on a
+    fresh server (Community Cloud wakes one for the first visitor) a link straight to /batch runs that page
+    without app.py and lists the files ("app", "batch", …) as the navigation, for every visitor, until
+    someone opens the home page. The router is the only navigation: say so, and run again through it."""
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def sidebar() -> None:

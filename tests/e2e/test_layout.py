@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, jpeg, require_assets
+from tests.e2e.conftest import ARTIFACTS, VIEWPORT, _serve, jpeg, require_assets
 
 require_assets()
 
@@ -25,3 +25,39 @@ def test_slider_fits_a_phone_screen(studio, app_novita, stub):
     app.page.screenshot(path=ARTIFACTS / "phone-slider.png")
     gap = iframe["height"] - slider["height"]
     assert gap < 40, f"{gap:.0f} px of blank space under the slider on a {PHONE['width']} px wide screen"
+
+
+@pytest.mark.parametrize("path", ["batch", "history"])
+def test_a_first_visit_straight_to_a_page_gets_the_studio_navigation(chromium, request, stub_server, path):
+    """A fresh server (Community Cloud wakes one for its first visitor) opened at a page's own address:
+    the navigation is the studio's, not a list of the files in pages/, for that visitor and the next."""
+    server = _serve(request, f"fresh-{path}", {"NOVITA_BASE_URL": stub_server.base_url})
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
+        for visit in range(2):
+            page = context.new_page()
+            page.goto(server.url + path)
+            nav = page.get_by_test_id("stSidebarNav")
+            nav.get_by_text("Replace background").wait_for(timeout=20_000)
+            links = [name.split("\n")[-1].strip() for name in nav.get_by_role("link").all_inner_texts()]  # after the icon
+            assert links == ["Replace background", "Variants", "Batch", "History"], f"visit {visit + 1}: {links}"
+            heading = page.get_by_role("heading", level=1).first.inner_text()
+            assert heading == {"batch": "Batch", "history": "History"}[path]
+            assert "Traceback" not in page.content()
+            page.close()
+    finally:
+        context.close()
+
+
+def test_a_first_visit_straight_to_a_page_still_meets_the_password(chromium, request, stub_server):
+    server = _serve(request, "fresh-gated", {"NOVITA_BASE_URL": stub_server.base_url, "APP_PASSWORD": "open sesame"})
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.goto(server.url + "batch")
+        page.get_by_label("Password", exact=True).wait_for(timeout=20_000)
+        page.wait_for_timeout(1000)
+        assert page.get_by_role("button", name="Replace all backgrounds").count() == 0
+        assert page.get_by_test_id("stSidebarNav").count() == 0
+    finally:
+        context.close()
