@@ -9,7 +9,8 @@ import streamlit as st
 from components import session
 from components.compare import compare
 from components.results import describe, download_button
-from components.runner import count_paid, engine, note_evicted, owner_images_left, plural, shared_limiter
+from components.runner import (count_paid, engine, note_evicted, ordinal, owner_images_left, plural,
+                               shared_limiter)
 from components.text import escape_markdown
 from services import batch as batches
 from services import config, export
@@ -122,6 +123,10 @@ def _rows(run: batches.Batch) -> None:
             st.markdown(f"{STATE_ICONS[task.status]} **{name}** — done in {task.item.seconds:.1f} s")
         elif task.status == batches.FAILED:
             st.markdown(f"{STATE_ICONS[task.status]} **{name}** — failed: {escape_markdown(task.error or '')}")
+        elif task.status == batches.RUNNING and (waiting := task.waiting) is not None:  # read once: it may clear
+            place, seconds = waiting
+            st.markdown(f"{STATE_ICONS[batches.WAITING]} **{name}** — the shared key is busy: "
+                        f"{ordinal(place)} in line, about {seconds:.0f} s")
         else:
             st.markdown(f"{STATE_ICONS[task.status]} **{name}** — {task.status}")
 

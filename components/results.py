@@ -47,10 +47,11 @@ def gallery(history: History, *, key: str, on_open: Callable[[str], None], open_
     """Every attempt, newest first: thumbnail, prompt, format, time; open, download or delete each.
     With `page_size`, a pager shows that many at a time, so a long session keeps reruns quick."""
     items = list(history)
-    if page_size and len(items) > page_size:
-        pages = (len(items) + page_size - 1) // page_size
+    count = len(items)  # the pager's labels are made from this, now and when its choice comes back
+    if page_size and count > page_size:
+        pages = (count + page_size - 1) // page_size
         page = st.segmented_control("Page", list(range(1, pages + 1)), key=f"{key}.page", default=1,
-                                    format_func=lambda n: f"{(n - 1) * page_size + 1}–{min(n * page_size, len(items))}")
+                                    format_func=lambda n: f"{(n - 1) * page_size + 1}–{min(n * page_size, count)}")
         page = min(page or 1, pages)
         items = items[(page - 1) * page_size:page * page_size]
     for start in range(0, len(items), COLUMNS):

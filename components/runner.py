@@ -84,7 +84,8 @@ def count_paid(item, *, owner_key: bool) -> None:
             st.session_state["owner_images"] += 1
 
 
-def _ordinal(n: int) -> str:
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, … 21st."""
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
@@ -92,7 +93,7 @@ def _label(job: jobs.Job) -> str:
     waiting = job.waiting  # read once: the worker may clear it at any moment
     if waiting is not None:
         place, seconds = waiting
-        return (f"The shared key is busy: you are {_ordinal(place)} in line, about {seconds:.0f} s… "
+        return (f"The shared key is busy: you are {ordinal(place)} in line, about {seconds:.0f} s… "
                 f"{job.elapsed:.0f} s")
     return f"{job.stage}… {job.elapsed:.0f} s"
 

@@ -30,5 +30,5 @@ if current is not None:
 if len(history):
     st.divider()
     st.subheader("This session's results")
-    gallery(history, key="replace.gallery", page_size=6,
+    gallery(history, key="replace.gallery", page_size=4,
             on_open=lambda item_id: st.session_state.update({"replace.current": item_id}))

@@ -42,6 +42,7 @@ class Task:
     item: HistoryItem | None = None
     collected: bool = False  # moved into history already
     submitted: bool = False  # handed to a worker: never twice, or a photo is paid for twice
+    waiting: tuple[int, float] | None = None  # (place in line, about how many seconds) while the shared key is busy
 
 
 @dataclass
@@ -123,7 +124,8 @@ class Batch:
                 if self.cancel.is_set():
                     raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
                 result = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
-                                   api_key=api_key, limiter=limiter, cancel=self.cancel)
+                                   api_key=api_key, limiter=limiter, cancel=self.cancel,
+                                   progress=lambda stage=None, step=None, waiting=None: _note_wait(task, waiting))
             item = jobs.finish(task.prepared, task.before_preview, task.prompt, self.image_type, result,
                                engine=self.engine, source_name=task.source_name, cost=cost, started=started)
         except Exception as exc:  # one photo's failure never stops the others
@@ -139,6 +141,12 @@ class Batch:
             log.exception("batch: unexpected failure", exc_info=exc)
         with self._lock:
             task.status, task.error, task.retryable = FAILED, message, retryable
+
+
+def _note_wait(task: Task, waiting: tuple[int, float] | bool | None) -> None:
+    """A `jobs.send` progress report: keep the task's place in line for the shared key while it waits."""
+    if waiting is not None:
+        task.waiting = waiting or None
 
 
 def photos_from_uploads(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:

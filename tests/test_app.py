@@ -166,3 +166,28 @@ def test_the_slider_puts_pillows_bomb_guard_back():
     assert Image.MAX_IMAGE_PIXELS == before is not None
     assert "juxtapose.JXSlider" in html and height > 0
     assert html.count("data:image/jpeg;base64,") == 2  # our previews, not the package's quality-100 copies
+
+
+def test_the_main_page_gallery_shows_four_at_a_time_newest_first(app):
+    """A long session keeps the main page quick: its gallery pages four results at a time (History shows
+    them all), and every result stays reachable."""
+    from services.images import preview
+    from services.history import History, HistoryItem
+
+    jpeg = preview(photo_bytes(), 64)
+    history = History()
+    for n in range(1, 10):
+        history.add(HistoryItem(prompt=f"attempt {n}", image_type="jpeg", engine="offline", seconds=1.0,
+                                source_name="mug.jpg", result=jpeg, before_preview=jpeg, after_preview=jpeg,
+                                thumbnail=jpeg, size=(64, 48)))
+    app.session_state["history"] = history
+    app.run()
+    opened = lambda: [b.key.rsplit(".", 1)[-1] for b in app.button if b.key and b.key.startswith("replace.gallery.open.")]
+    ids = [item.id for item in history]  # newest first
+    assert opened() == ids[:4]
+    pager = app.segmented_control(key="replace.gallery.page")
+    assert pager.label == "Page" and [option.content for option in pager.proto.options] == ["1–4", "5–8", "9–9"]
+    pager.set_value(3).run()
+    assert opened() == ids[8:]
+    app.button(key=f"replace.gallery.open.{ids[8]}").click().run()
+    assert app.session_state["replace.current"] == ids[8] and len(app.get("iframe")) == 1

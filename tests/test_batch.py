@@ -564,6 +564,35 @@ def test_a_second_press_while_a_run_is_in_flight_sends_nothing(novita_env, kind)
     assert len(novita_env.requests) == 4
 
 
+def test_a_photo_held_by_the_shared_keys_limit_knows_its_place_in_line(novita_env):
+    """With the key's budget used up, the photos that wait say where they are in line and about how long,
+    and the page shows it instead of "running"."""
+    run = new_batch(photos(3), concurrency=3)
+    start(run, limiter=MemoryLimiter(1, 60.0))  # one slot a minute: the first photo goes, the rest wait
+    deadline = time.monotonic() + 10
+    while sum(task.waiting is not None for task in run.tasks) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    places = sorted(task.waiting for task in run.tasks if task.waiting is not None)
+    try:
+        assert [place for place, _ in places] == [1, 2], places
+        assert all(40 < seconds <= 120 for _, seconds in places), places  # a minute's window, then the next
+        at = AppTest.from_function(_show_rows, kwargs={"run": run}, default_timeout=TIMEOUT).run()
+        shown = [block.value for block in at.markdown]
+        assert sum("the shared key is busy: 1st in line, about" in text for text in shown) == 1, shown
+        assert sum("the shared key is busy: 2nd in line, about" in text for text in shown) == 1, shown
+    finally:
+        run.cancel.set()
+    wait_finished(run, timeout=5)
+    assert all(task.waiting is None for task in run.tasks)
+    assert len(novita_env.requests) == 1
+
+
+def _show_rows(run):
+    from components import batch_view
+
+    batch_view._rows(run)
+
+
 def test_cancel_stops_what_is_not_sent_and_retry_runs_it_later(novita_env):
     """With the key's budget used up, Cancel ends every waiting photo at once and sends nothing more;
     Retry failed runs the cancelled photos when the person wants."""
