@@ -103,9 +103,11 @@ def collect() -> None:
         run = st.session_state.get(run_key)
         if run is None:
             continue
+        history = session.history()
         for task in run.collect():
-            note_evicted(session.history().add(task.item))
+            note_evicted(history.add(task.item))
             count_paid(task.item, owner_key=run.owner_key)
+        run.release(lambda item_id, history=history: history.get(item_id) is not None)  # history's bound holds
 
 
 def _summary(run: batches.Batch) -> tuple[float, str]:
@@ -121,6 +123,9 @@ def _rows(run: batches.Batch) -> None:
         name = escape_markdown(task.source_name)
         if task.status == batches.DONE and task.item is not None:
             st.markdown(f"{STATE_ICONS[task.status]} **{name}** — done in {task.item.seconds:.1f} s")
+        elif task.status == batches.DONE and task.released:
+            st.markdown(f"{STATE_ICONS[task.status]} **{name}** — done in {task.seconds:.1f} s; no longer kept "
+                        "(removed from History)")
         elif task.status == batches.FAILED:
             st.markdown(f"{STATE_ICONS[task.status]} **{name}** — failed: {escape_markdown(task.error or '')}")
         elif task.status == batches.RUNNING and (waiting := task.waiting) is not None:  # read once: it may clear
@@ -171,13 +176,12 @@ def outcome(run_key: str, *, label: str, rows: bool = True) -> None:
     if rows:
         _rows(run)
     failed = sum(task.status == batches.FAILED and task.retryable for task in run.tasks)
-    done = [task for task in run.tasks if task.item is not None]
+    done = [task for task in run.tasks if task.item is not None]  # released results are no longer here
     if failed:
         st.button(f"Retry failed ({failed})", key=f"{run_key}.retry", on_click=retry, args=(run_key,),
                   icon=":material/refresh:")
     if done:
-        rows_ = [export.Row(t.source_name, t.prompt, run.image_type, run.engine, item=t.item, error=t.error)
-                 for t in run.tasks]
+        rows_ = run.rows()
         st.download_button("Download all (ZIP)", data=lambda: export.zip_results(rows_),
                            file_name=f"{label}-results.zip", mime="application/zip", on_click="ignore",
                            key=f"{run_key}.zip", icon=":material/folder_zip:", type="primary")

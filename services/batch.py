@@ -13,9 +13,10 @@ import time
 import zipfile
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services import images, jobs
+from services import export, images, jobs
 from services.history import HistoryItem
 from services.quota import Limiter
 
@@ -43,6 +44,8 @@ class Task:
     collected: bool = False  # moved into history already
     submitted: bool = False  # handed to a worker: never twice, or a photo is paid for twice
     waiting: tuple[int, float] | None = None  # (place in line, about how many seconds) while the shared key is busy
+    released: bool = False  # done, but its result is no longer kept (see Batch.release)
+    seconds: float | None = None  # how long it took, kept after the result is released
 
 
 @dataclass
@@ -97,6 +100,24 @@ class Batch:
                 task.status, task.error, task.retryable, task.submitted = WAITING, None, False, False
         self.start(api_key=api_key, cost=cost, limiter=limiter)
         return len(failed)
+
+    def release(self, kept: Callable[[str], bool]) -> int:
+        """Let go of the results already handed over that `kept(item id)` says history no longer holds
+        (evicted to stay within its bounds, or deleted), so a batch never holds more than history does;
+        returns how many were let go. Their rows still say done; their files are gone from the ZIP."""
+        released = 0
+        with self._lock:
+            for task in self.tasks:
+                if task.collected and task.item is not None and not kept(task.item.id):
+                    task.seconds, task.item, task.released = task.item.seconds, None, True
+                    released += 1
+        return released
+
+    def rows(self) -> list[export.Row]:
+        """Every task as a line of the results ZIP's manifest, with its image while it is kept."""
+        with self._lock:
+            return [export.Row(t.source_name, t.prompt, self.image_type, self.engine, item=t.item, error=t.error,
+                               seconds=t.seconds if t.released else None) for t in self.tasks]
 
     def collect(self) -> list[Task]:
         """Finished tasks not yet handed over (each is returned once), so the page can add them to history."""

@@ -15,7 +15,8 @@ MANIFEST_FIELDS = ["file", "prompt", "format", "engine", "seconds", "status", "e
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the manifest: a result (item set) or a failure (error set)."""
+    """One line of the manifest: a result (item set), a failure (error set), or a result made but no longer
+    kept (seconds set, no item)."""
 
     source_name: str
     prompt: str
@@ -23,6 +24,13 @@ class Row:
     engine: str
     item: HistoryItem | None = None
     error: str | None = None
+    seconds: float | None = None  # for a result no longer kept
+
+    @property
+    def status(self) -> str:
+        if self.item is not None:
+            return "done"
+        return "done, no longer kept" if self.seconds is not None else "failed"
 
 
 def rows_for(items: Iterable[HistoryItem]) -> list[Row]:
@@ -57,8 +65,8 @@ def zip_results(rows: Iterable[Row]) -> bytes:
                 archive.writestr(file, row.item.result)
             writer.writerow({
                 "file": file, "prompt": row.prompt, "format": row.image_type, "engine": row.engine,
-                "seconds": f"{row.item.seconds:.2f}" if row.item else "",
-                "status": "done" if row.item else "failed", "error": row.error or "",
+                "seconds": f"{row.item.seconds if row.item else row.seconds:.2f}" if row.status != "failed" else "",
+                "status": row.status, "error": row.error or "",
             })
         archive.writestr("manifest.csv", manifest.getvalue().encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
     return buf.getvalue()

@@ -443,6 +443,32 @@ def test_batch_page_runs_every_photo_and_offers_the_zip(app, novita_env):
     assert "Download all as ZIP" in labels(app, "download_button")
 
 
+def test_a_batch_holds_no_more_than_history_keeps(app, novita_env):
+    """History keeps its latest results within its bounds; a batch lets go of the ones it dropped, so the
+    session never holds more than that. The rows and the ZIP's manifest still say they were made."""
+    app.session_state["history"] = History(max_items=2)
+    run_batch(app, photos(3))
+    assert not app.exception and not app.error
+    history = app.session_state["history"]
+    run = app.session_state["batch.run"]
+    kept = [task for task in run.tasks if task.item is not None]
+    released = [task for task in run.tasks if task.released]
+    assert len(history) == 2 and len(kept) == 2 and len(released) == 1
+    assert {task.item.id for task in kept} == {item.id for item in history}
+    assert released[0].item is None and released[0].seconds > 0 and released[0].status == batches.DONE
+    shown = [block.value for block in app.markdown]
+    assert any(released[0].source_name in text and "no longer kept" in text for text in shown), shown
+    assert any("History keeps the latest 2 results" in block.value for block in app.info)
+
+    with zipfile.ZipFile(io.BytesIO(export.zip_results(run.rows()))) as archive:
+        manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
+        assert len(archive.namelist()) == 3  # two images and the manifest
+    statuses = sorted(row["status"] for row in manifest)
+    assert statuses == ["done", "done", "done, no longer kept"]
+    gone = next(row for row in manifest if row["status"] == "done, no longer kept")
+    assert gone["file"] == "" and float(gone["seconds"]) > 0
+
+
 def test_batch_page_retry_failed_completes_the_one(app, novita_env):
     novita_env.script("500")
     run_batch(app, photos(4))
