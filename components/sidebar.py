@@ -52,7 +52,7 @@ def _through_the_router() -> None:
     fresh server (Community Cloud wakes one for the first visitor) a link straight to /batch runs that page
     without app.py and lists the files ("app", "batch", …) as the navigation, for every visitor, until
     someone opens the home page. The router is the only navigation: say so, and run again through it."""
-    if PagesManager.uses_pages_directory:
+    if getattr(PagesManager, "uses_pages_directory", False):  # Streamlit's own flag (tests/test_app.py)
         PagesManager.uses_pages_directory = False
         st.rerun()
 

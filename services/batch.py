@@ -6,17 +6,18 @@ shared key's limiter; the page polls the tasks and moves finished results into h
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
 import time
 import zipfile
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from services import export, images, jobs
+from services import engines, export, images, jobs
 from services.history import HistoryItem
 from services.quota import Limiter
 
@@ -45,6 +46,7 @@ class Task:
     submitted: bool = False  # handed to a worker: never twice, or a photo is paid for twice
     waiting: tuple[int, float] | None = None  # (place in line, about how many seconds) while the shared key is busy
     released: bool = False  # done, but its result is no longer kept (see Batch.release)
+    reply: engines.ReplaceResult | None = None  # paid for, previews not yet made: a retry does not pay again
     seconds: float | None = None  # how long it took, kept after the result is released
 
 
@@ -136,24 +138,38 @@ class Batch:
 
     def _run(self, task: Task, prepared: Future, slots: threading.Semaphore, api_key: str | None, cost: float,
              limiter: Limiter | None) -> None:
+        started = time.monotonic()
         try:
             prepared.result()  # the photo's preparation: its ImageError, if any, is this task's failure
-            with slots:
-                started = time.monotonic()  # its time at Novita and after, not its wait for a free slot
-                with self._lock:
-                    task.status = RUNNING
-                if self.cancel.is_set():
+            if task.reply is None:
+                if not self._take(slots):
                     raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
-                result = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
-                                   api_key=api_key, limiter=limiter, cancel=self.cancel,
-                                   progress=lambda stage=None, step=None, waiting=None: _note_wait(task, waiting))
-            item = jobs.finish(task.prepared, task.before_preview, task.prompt, self.image_type, result,
+                try:
+                    started = time.monotonic()  # its time at Novita and after, not its wait for a free slot
+                    with self._lock:
+                        task.status = RUNNING
+                    task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
+                                           api_key=api_key, limiter=limiter, cancel=self.cancel,
+                                           progress=functools.partial(_note_wait, task))
+                finally:
+                    slots.release()
+            item = jobs.finish(task.prepared, task.before_preview, task.prompt, self.image_type, task.reply,
                                engine=self.engine, source_name=task.source_name, cost=cost, started=started)
         except Exception as exc:  # one photo's failure never stops the others
             self._failed(task, exc)
             return
         with self._lock:
             task.item, task.status = item, DONE
+            # what made it is in the history item now; the batch keeps no second copy
+            task.reply = task.prepared = task.before_preview = None
+
+    def _take(self, slots: threading.Semaphore) -> bool:
+        """Wait for a free slot; False once the batch is cancelled, so Cancel the rest is not held up by the
+        requests already out."""
+        while not slots.acquire(timeout=0.2):
+            if self.cancel.is_set():
+                return False
+        return True
 
     def _failed(self, task: Task, exc: Exception) -> None:
         message, retryable = jobs.failure_message(exc, owner_key=self.owner_key)
@@ -164,7 +180,7 @@ class Batch:
             task.status, task.error, task.retryable = FAILED, message, retryable
 
 
-def _note_wait(task: Task, waiting: tuple[int, float] | bool | None) -> None:
+def _note_wait(task: Task, stage=None, step=None, waiting: tuple[int, float] | bool | None = None) -> None:
     """A `jobs.send` progress report: keep the task's place in line for the shared key while it waits."""
     if waiting is not None:
         task.waiting = waiting or None

@@ -191,3 +191,12 @@ def test_the_main_page_gallery_shows_four_at_a_time_newest_first(app):
     assert opened() == ids[8:]
     app.button(key=f"replace.gallery.open.{ids[8]}").click().run()
     assert app.session_state["replace.current"] == ids[8] and len(app.get("iframe")) == 1
+
+
+def test_streamlit_still_has_the_flag_the_router_relies_on():
+    """components.sidebar hands a page started by Streamlit's folder-based pages mode over to app.py by
+    clearing this flag; if an upgrade renames it, that hand-over silently stops (tests/e2e/test_layout.py
+    shows what a person would then see)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    assert hasattr(PagesManager, "uses_pages_directory")

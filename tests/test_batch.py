@@ -619,6 +619,54 @@ def _show_rows(run):
     batch_view._rows(run)
 
 
+def test_cancel_does_not_wait_for_the_photos_already_sent(novita_env):
+    """Photos waiting for a free slot end as soon as Cancel the rest is pressed, while the one already
+    with Novita finishes on its own."""
+    novita_env.latency = 2.0
+    run = new_batch(photos(3), concurrency=1)
+    start(run)
+    deadline = time.monotonic() + 5
+    while len(novita_env.requests) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.cancel.set()
+    time.sleep(0.6)
+    assert run.counts() == {"waiting": 0, "running": 1, "done": 0, "failed": 2}
+    wait_finished(run)
+    assert run.counts()[batches.DONE] == 1 and len(novita_env.requests) == 1
+
+
+def test_a_result_whose_previews_failed_is_not_paid_for_twice(novita_env, monkeypatch):
+    from services import images
+
+    made, calls = images.previews, []
+
+    def previews_once_broken(image):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("no room for the previews")
+        return made(image)
+
+    monkeypatch.setattr(images, "previews", previews_once_broken)
+    run = new_batch(photos(1))
+    start(run)
+    wait_finished(run)
+    task = run.tasks[0]
+    assert task.status == batches.FAILED and task.retryable and is_sentence(task.error)
+    assert run.retry_failed(api_key=TEST_KEY, cost=0.01, limiter=None) == 1
+    wait_finished(run)
+    assert task.status == batches.DONE and task.item is not None
+    assert len(novita_env.requests) == 1, "the retry sent the photo again"
+
+
+def test_a_finished_task_keeps_no_second_copy_of_its_photo(novita_env):
+    run = new_batch(photos(2))
+    start(run)
+    wait_finished(run)
+    for task in run.tasks:
+        assert task.item is not None and task.item.before_preview
+        assert task.prepared is None and task.before_preview is None and task.data is None and task.reply is None
+
+
 def test_cancel_stops_what_is_not_sent_and_retry_runs_it_later(novita_env):
     """With the key's budget used up, Cancel ends every waiting photo at once and sends nothing more;
     Retry failed runs the cancelled photos when the person wants."""
