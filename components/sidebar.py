@@ -38,7 +38,8 @@ def _forget_key() -> None:
 
 def page_setup() -> None:
     """First lines of every page: session keys, the access gate, the shared sidebar. Pages do this rather
-    than app.py because Streamlit's AppTest reruns a page file without the router once pages/ exists."""
+    than app.py because a run can start on the page file itself (AppTest's do; so does a fresh server's
+    first visit to /batch), and its first step is then to hand over to the router."""
     _through_the_router()
     session.init()
     gate.require()
