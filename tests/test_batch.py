@@ -56,6 +56,15 @@ def wait_finished(run: batches.Batch, timeout: float = TIMEOUT) -> float:
     return time.monotonic() - began
 
 
+def wait_for_requests(stub, count: int, timeout: float = 10) -> None:
+    """Poll until the stand-in has received `count` requests."""
+    deadline = time.monotonic() + timeout
+    while len(stub.requests) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the stand-in received {len(stub.requests)} of {count} requests in {timeout} s")
+        time.sleep(0.01)
+
+
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
     """The largest number of [start, end) intervals covering one instant."""
     events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
@@ -136,9 +145,7 @@ def test_photos_are_prepared_ahead_and_only_sent_photos_show_as_running(novita_e
     novita_env.latency = 0.4
     run = new_batch(photos(3), concurrency=1)
     start(run)
-    deadline = time.monotonic() + 5
-    while len(novita_env.requests) < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_requests(novita_env, 1)
     time.sleep(0.1)  # the first photo is in its 0.4 s at the stand-in
     assert run.counts() == {"waiting": 2, "running": 1, "done": 0, "failed": 0}
     assert all(task.prepared is not None and task.data is None for task in run.tasks)
@@ -625,9 +632,7 @@ def test_cancel_does_not_wait_for_the_photos_already_sent(novita_env):
     novita_env.latency = 2.0
     run = new_batch(photos(3), concurrency=1)
     start(run)
-    deadline = time.monotonic() + 5
-    while len(novita_env.requests) < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for_requests(novita_env, 1)
     run.cancel.set()
     time.sleep(0.6)
     assert run.counts() == {"waiting": 0, "running": 1, "done": 0, "failed": 2}
@@ -672,9 +677,7 @@ def test_cancel_stops_what_is_not_sent_and_retry_runs_it_later(novita_env):
     Retry failed runs the cancelled photos when the person wants."""
     run = new_batch(photos(4), concurrency=2)
     start(run, limiter=MemoryLimiter(1, 60.0))  # one slot a minute: the first photo goes, the rest wait
-    deadline = time.monotonic() + 10
-    while len(novita_env.requests) < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_requests(novita_env, 1)
     run.cancel.set()
     assert wait_finished(run, timeout=5) < 2
     counts = run.counts()
