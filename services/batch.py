@@ -145,6 +145,8 @@ class Batch:
                 if not self._take(slots):
                     raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
                 try:
+                    if self.cancel.is_set():  # cancelled as the slot came free: its photo may be unprepared
+                        raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
                     started = time.monotonic()  # its time at Novita and after, not its wait for a free slot
                     with self._lock:
                         task.status = RUNNING
