@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from components import session
+from components import session, tally
 from components.compare import compare
 from components.results import describe, download_button
 from components.runner import (count_paid, engine, note_evicted, ordinal, owner_images_left, plural,
@@ -144,6 +144,7 @@ def watch(run_key: str, *, rows: bool = True) -> None:
     bar, detail = st.empty(), st.empty()
     while True:
         collect()
+        tally.refresh()  # the sidebar's results and spend, as they come in
         fraction, text = _summary(run)
         bar.progress(fraction, text=text)
         if rows:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from components import batch_view, gate, runner, session
-from components.runner import shared_limiter
-from services import config, engines, quota
+from components import batch_view, gate, runner, session, tally
+from services import config, engines
 
 ENGINE_CHOICES = {
     engines.AUTO: "Automatic",
@@ -79,23 +78,4 @@ def sidebar() -> None:
             st.text_input("Your own Novita API key (optional)", type="password", key="key_field",
                           on_change=_keep_key, placeholder="sk_…",
                           help="Used for this browser session only: never saved, logged or shown.")
-        _tally()
-
-
-def _tally() -> None:
-    """This session's results and spend, and what is left of the key's budget this minute."""
-    count, paid = len(session.history()), st.session_state["paid_images"]
-    tally = f"This session: {count} result{'s' if count != 1 else ''} in history"
-    if paid or session.api_key():
-        tally += (f", {paid} Novita image{'s' if paid != 1 else ''}, "
-                  f"about ${st.session_state['spend']:.2f} spent")
-    st.caption(tally + ".")
-    key = session.api_key()
-    if key:
-        limiter = shared_limiter()
-        try:
-            left = limiter.remaining(quota.bucket_for(key))
-        except Exception:  # a Redis hiccup must not take the sidebar down
-            return
-        whose = "your key" if st.session_state["user_api_key"] else "the shared key"
-        st.caption(f"Novita images left this minute on {whose}: {left} of {limiter.limit}.")
+        tally.draw()

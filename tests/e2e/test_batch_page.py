@@ -93,3 +93,23 @@ def test_batch_upload_run_progress_and_zip(studio, app_novita, stub):
 
     app.screenshot("batch.png", height=1700)
     app.check()
+
+
+def test_the_sidebar_counts_results_and_spend_as_a_batch_runs(studio, app_novita, stub):
+    """Four photos go at once and a fifth after them: while the fifth is out, the sidebar already counts
+    the first four and what they cost."""
+    stub.latency = 1.5
+    files = [{"name": f"shot{n}.jpg", "mimeType": "image/jpeg", "buffer": jpeg((320, 240), (40 * n, 90, 120))}
+             for n in range(5)]
+    app = studio(app_novita)
+    app.go_to("Batch")
+    page = app.page
+    app.act(lambda: page.set_input_files('input[type="file"]', files=files))
+    app.type_prompt(PROMPT)
+    page.get_by_role("button", name=re.compile("Replace all backgrounds")).click()
+    expect(page.get_by_text("4 done · 0 failed · 1 remaining of 5")).to_be_visible(timeout=RUN_TIMEOUT)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text(re.compile(r"This session: 4 results in history, 4 Novita images"))).to_be_visible()
+    expect(page.get_by_text("5 done · 0 failed · 0 remaining of 5")).to_be_visible(timeout=RUN_TIMEOUT)
+    app.settle(RUN_TIMEOUT)
+    expect(sidebar.get_by_text(re.compile(r"This session: 5 results in history, 5 Novita images"))).to_be_visible()
