@@ -640,6 +640,23 @@ def test_cancel_does_not_wait_for_the_photos_already_sent(novita_env):
     assert run.counts()[batches.DONE] == 1 and len(novita_env.requests) == 1
 
 
+def test_a_photo_whose_slot_comes_free_after_cancel_is_not_sent(novita_env):
+    """Cancel the rest pressed after a photo's preparation was skipped, just as a slot comes free: the
+    worker must not go on to send it (the race a real run hits now and then, made certain here)."""
+    from concurrent.futures import Future
+
+    run = new_batch(photos(1))
+    task = run.tasks[0]
+    run.cancel.set()
+    skipped = Future()
+    skipped.set_result(None)
+    run._prepare(task)
+    run._run(task, skipped, threading.BoundedSemaphore(1), TEST_KEY, 0.01, None)
+    assert task.prepared is None and task.data is not None  # kept, so a retry can prepare it
+    assert task.status == batches.FAILED and task.retryable and "nothing was" in task.error
+    assert novita_env.requests == []
+
+
 def test_a_result_whose_previews_failed_is_not_paid_for_twice(novita_env, monkeypatch):
     from services import images
 
