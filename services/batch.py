@@ -145,8 +145,6 @@ class Batch:
                 if not self._take(slots):
                     raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
                 try:
-                    if self.cancel.is_set():  # cancelled as the slot came free: its photo may be unprepared
-                        raise jobs.Cancelled("Cancelled before it was sent; nothing was spent.")
                     started = time.monotonic()  # its time at Novita and after, not its wait for a free slot
                     with self._lock:
                         task.status = RUNNING
@@ -171,6 +169,9 @@ class Batch:
         while not slots.acquire(timeout=0.2):
             if self.cancel.is_set():
                 return False
+        if self.cancel.is_set():  # cancelled as the slot came free: its photo may not even be prepared
+            slots.release()
+            return False
         return True
 
     def _failed(self, task: Task, exc: Exception) -> None:
