@@ -122,7 +122,7 @@ def prepare(data: bytes, filename: str | None = None) -> PreparedImage:
     decoded = _load(opened, fit_edge=FIT_EDGE, draft_gap=_DRAFT_GAP)
     image = decoded.image
     has_alpha = image.mode == "RGBA"
-    if _reusable(data, decoded):
+    if _reusable_png(decoded, opened):
         return PreparedImage(data, decoded.format, image.size, image.size, has_alpha, (), True, _preview(image))
     target = _fit_size(decoded.original_size, FIT_EDGE)
     if image.size != target and not _drafted_into_box(image.size, target):
@@ -174,7 +174,7 @@ def previews(image: Image.Image) -> tuple[bytes, bytes]:
     """(slider preview, gallery thumbnail) JPEGs of an already decoded image: one resize from full size,
     the thumbnail made from the preview, so a result is never decoded again just for these."""
     shown = _shrunk(image, PREVIEW_EDGE)
-    return _preview(shown), _preview(shown, THUMB_EDGE)
+    return _jpeg(shown), _preview(shown, THUMB_EDGE)
 
 
 def _shrunk(image: Image.Image, max_edge: int) -> Image.Image:
@@ -189,8 +189,13 @@ def _shrunk(image: Image.Image, max_edge: int) -> Image.Image:
 
 def _preview(image: Image.Image, max_edge: int = PREVIEW_EDGE) -> bytes:
     """The JPEG `preview` makes, from pixels already decoded."""
+    return _jpeg(_shrunk(image, max_edge))
+
+
+def _jpeg(shown: Image.Image) -> bytes:
+    """A preview JPEG of an image already shrunk and flattened by `_shrunk`."""
     buffer = io.BytesIO()
-    _shrunk(image, max_edge).save(buffer, "JPEG", quality=PREVIEW_QUALITY)
+    shown.save(buffer, "JPEG", quality=PREVIEW_QUALITY)
     return buffer.getvalue()
 
 
@@ -328,19 +333,17 @@ def _without_opaque_alpha(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _reusable(data: bytes, decoded: _Decoded) -> bool:
-    """Can the upload go to Novita untouched: one upright plain 8-bit JPEG/PNG frame in the box, no GPS?"""
-    if decoded.frames != 1 or decoded.orientation != 1 or decoded.gps or decoded.deep:
+def _reusable_png(decoded: _Decoded, opened: _Opened) -> bool:
+    """Can a PNG go to Novita untouched: one upright plain 8-bit frame in the box, no GPS? (A JPEG is
+    judged from its header alone, before any decoding: `_reusable_jpeg`.)"""
+    if decoded.format != "png" or decoded.frames != 1 or decoded.orientation != 1 or decoded.gps:
         return False
-    if max(decoded.original_size) > FIT_EDGE:
-        return False
-    if decoded.format == "jpeg":
-        return decoded.pil_format == "JPEG" and decoded.raw_mode in ("RGB", "L")
-    return decoded.format == "png" and decoded.plain_mode and data[24] == 8  # byte 24: IHDR bit depth
+    return max(decoded.original_size) <= FIT_EDGE and decoded.plain_mode and opened.bit_depth == 8
 
 
 def _reusable_jpeg(opened: _Opened) -> bool:
-    """`_reusable`, decided from a JPEG's header alone (its EXIF sits before the pixels)."""
+    """Can a JPEG go to Novita untouched: one upright plain RGB or grey frame in the box, no GPS? Decided
+    from its header alone (its EXIF sits before the pixels)."""
     image = opened.image
     if opened.format != "jpeg" or image.format != "JPEG" or image.mode not in ("RGB", "L"):
         return False
