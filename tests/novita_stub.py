@@ -109,7 +109,7 @@ class Fault:
 
     name: str
     retry_after: float | str | None = None  # "429": Retry-After value (default 1); "503": sent when set
-    delay: float | None = None  # "timeout": seconds to hang before answering (default 5)
+    delay: float | None = None  # "timeout": seconds to hang before answering (default 5); JSON errors: before erring
     status: int | None = None  # JSON error faults: override the status code (e.g. 422)
     message: str | None = None  # JSON error faults: override Novita's message
     in_200: bool = False  # JSON error faults: send the error body with HTTP 200 and no image
@@ -281,6 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._normal(body)
         name = fault.name
         if name in JSON_ERRORS:
+            if fault.delay:  # a gateway that gives up after a long wait
+                stub._sleep(fault.delay)
             status, reason, message = JSON_ERRORS[name]
             status = fault.status or status
             asks_wait = name == "429" or (status in RETRY_AFTER_STATUSES and fault.retry_after is not None)
