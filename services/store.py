@@ -36,8 +36,9 @@ NAME = re.compile(r"^[0-9a-f]{8,64}$")  # owners are hashes and item ids hex: no
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "replace-background-studio" / "history"
 
 
-class StoreError(Exception):
-    """The store could not do what was asked; the session goes on with what it holds in memory."""
+class StoreError(OSError):
+    """The store could not do what was asked; the session goes on with what it holds in memory. An OSError,
+    so the history model can catch it without importing this module."""
 
 
 @dataclass(frozen=True)
