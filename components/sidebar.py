@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from components import batch_view, gate, messages, runner, session, tally
+from components import batch_view, gate, keeper, messages, runner, session, tally
 from services import config, engines
 
 ENGINE_CHOICES = {
@@ -42,6 +42,7 @@ def page_setup() -> None:
     _through_the_router()
     session.init()
     gate.require()
+    keeper.bind()  # the browser's kept results, before anything reads or adds to history
     runner.finish_if_done()  # results of runs that ended while the person was on another page
     batch_view.collect()
     sidebar()

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import inputs, runner, session
+from components import inputs, keeper, runner, session
 from components.sidebar import page_setup
 from components.results import gallery, result_panel
 
@@ -29,6 +29,7 @@ if current is not None:
 
 if len(history):
     st.divider()
-    st.subheader("This session's results")
+    st.subheader("Your results")
     gallery(history, key="replace.gallery", page_size=4,
             on_open=lambda item_id: st.session_state.update({"replace.current": item_id}))
+    keeper.what_is_kept()
