@@ -3,11 +3,16 @@ store byte for byte, nothing for another browser, Forget deletes the files, a cl
 
 from __future__ import annotations
 
+import http.server
 import re
+import threading
 import time
 
+import pytest
+
 from services.store import owner_of
-from tests.e2e.conftest import RUN_TIMEOUT, Studio, expect, jpeg, require_assets
+from tests.e2e.conftest import (EXCEPTION, RUN_TIMEOUT, VIEWPORT, Studio, _route_context, expect, jpeg,
+                                require_assets)
 
 require_assets()
 
@@ -100,5 +105,64 @@ def test_a_run_finished_after_its_tab_closed_is_there_when_the_app_opens_again(s
 
     again = Studio(context.new_page(), app.server, app.blocked).open()
     assert again.gallery_count() == 1
-    expect(again.page.get_by_text("in a greenhouse", exact=True)).to_be_visible()
+    expect(again.page.locator("strong", has_text="in a greenhouse")).to_be_visible()  # the gallery card
     assert len(stub.requests) == 1
+
+
+@pytest.fixture
+def embedding_site(app_novita):
+    """Another site (http://localhost:…, not the app's 127.0.0.1) whose page shows the app in an iframe, as a
+    wiki or a portfolio page embeds a Community Cloud app."""
+    page = f'<iframe src="{app_novita.url}" style="width:1200px;height:950px;border:0"></iframe>'.encode()
+
+    class Embed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format, *args):  # noqa: A002 - quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Embed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://localhost:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_embedded_by_another_site_the_key_is_kept_in_that_site_only(chromium, app_novita, stub, embedding_site):
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
+        _route_context(context)
+        page = context.new_page()
+        page.goto(embedding_site)
+        frame = page.frame_locator("iframe")
+        frame.get_by_role("button", name="Replace background", exact=True).wait_for(timeout=RUN_TIMEOUT)
+        frame.get_by_role("tab", name="Try a sample").click()  # no upload: see README on embedding
+        frame.locator('button[data-variant="pills"]').filter(has_text="Red mug on a studio sweep").click()
+        expect(frame.get_by_text("Photo in use:")).to_be_visible(timeout=RUN_TIMEOUT)
+        frame.get_by_label("Prompt").fill("inside a glass atrium")
+        frame.get_by_label("Prompt").press("Control+Enter")
+        frame.get_by_role("button", name="Replace background", exact=True).click()
+        expect(frame.get_by_role("button", name="Open", exact=True)).to_have_count(1, timeout=RUN_TIMEOUT)
+
+        # The browser refuses an ordinary cookie from the embedded app, and keeps the app's key all the same:
+        # partitioned, for this embedding site only.
+        app_frame = next(f for f in page.frames if f.url.startswith(app_novita.url))
+        app_frame.evaluate("document.cookie = 'ordinary=1; SameSite=None; Secure; Path=/'")
+        assert "ordinary=" not in app_frame.evaluate("document.cookie")
+        [kept] = [c for c in context.cookies() if c["name"] == COOKIE]
+        assert kept["partitionKey"] == "http://localhost"
+
+        page.reload()
+        expect(frame.get_by_role("button", name="Open", exact=True)).to_have_count(1, timeout=RUN_TIMEOUT)
+        expect(frame.locator("strong", has_text="inside a glass atrium")).to_be_visible()  # the gallery card
+
+        direct = Studio(context.new_page(), app_novita, []).open()  # the app on its own: another partition
+        assert direct.gallery_count() == 0
+        expect(frame.locator(EXCEPTION)).to_have_count(0)
+    finally:
+        context.close()
