@@ -50,6 +50,7 @@ def test_two_results_survive_a_reload_byte_for_byte_and_another_browser_sees_non
 
     reload(app)
     assert app.gallery_count() == 2
+    app.screenshot("kept-after-reload.png", height=1900)
     assert token(app) == key  # the same browser keeps its key
     app.go_to("History")
     expect(app.page.get_by_text("2 results in this browser")).to_be_visible()
