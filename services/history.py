@@ -12,6 +12,7 @@ import re
 import time
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -119,6 +120,21 @@ class History:
             return
         kept += [held[item_id] for item_id in self._unkept if item_id in held]
         self._items = sorted((item for item in kept if item is not None), key=lambda i: i.created, reverse=True)
+
+    def writer(self) -> Callable[[HistoryItem], None] | None:
+        """A function a run's worker thread calls with each finished result, so it is kept before the page
+        hears of it and a closed tab loses nothing; None while this history has no store."""
+        if self.store is None:
+            return None
+        kept, owner = self.store, self.owner
+
+        def keep(item: HistoryItem) -> None:
+            try:
+                kept.put(owner, item)
+            except OSError as exc:  # the session still takes the result when it collects the run
+                log.warning("%s; the result is kept when the page collects it", exc)
+
+        return keep
 
     def _keep(self, item: HistoryItem) -> None:
         try:

@@ -148,3 +148,18 @@ def test_a_store_that_fails_leaves_the_result_in_the_session(kept, caplog):
         history.sync(force=True)
     assert [i.prompt for i in history] == ["still here"]
     assert any("this session only" in r.getMessage() for r in caplog.records)
+
+
+def test_the_writer_keeps_a_result_from_another_thread_before_the_session_adds_it(kept):
+    import threading
+
+    history = History()
+    assert history.writer() is None
+    history.attach(kept, OWNER)
+    made = item("made in a worker")
+    worker = threading.Thread(target=history.writer(), args=(made,))
+    worker.start()
+    worker.join()
+    assert [e.id for e in kept.entries(OWNER)] == [made.id]  # kept, though the page never collected it
+    history.add(made)  # the page collects it later: nothing is written twice
+    assert len(list(kept.root.rglob("*.zip"))) == 1 and [i.prompt for i in attached(kept)] == ["made in a worker"]
