@@ -126,11 +126,10 @@ class History:
         hears of it and a closed tab loses nothing; None while this history has no store."""
         if self.store is None:
             return None
-        kept, owner = self.store, self.owner
 
         def keep(item: HistoryItem) -> None:
-            try:
-                kept.put(owner, item)
+            try:  # the owner as it is now: after Forget my photos, the browser's new key
+                self.store.put(self.owner, item)
             except OSError as exc:  # the session still takes the result when it collects the run
                 log.warning("%s; the result is kept when the page collects it", exc)
 
