@@ -1,8 +1,9 @@
 """The thin client for Novita's `POST /v3/replace-background`, and its error tree.
 
 Every request goes through `replace_background()`. Retries come from urllib3's `Retry` and happen
-only where the server cannot have processed (so cannot have charged) the request: connection errors,
-429 and 503. Everything else surfaces as a typed `NovitaError` carrying a sentence for people.
+only where the server cannot have processed (so cannot have charged) the request: connection errors
+and 503. A 429 is not retried here: it goes back through the key's limiter, so every request sent was
+granted by it. Everything else surfaces as a typed `NovitaError` carrying a sentence for people.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class InsufficientBalanceError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429 after the automatic retries; `retry_after` is in seconds when Novita said so."""
+    """429: the key is over Novita's rate; `retry_after` is in seconds when Novita said so."""
 
     retryable = True
 
@@ -114,6 +115,9 @@ class ReplaceResult:
 class _PaidRetry(Retry):
     """urllib3 Retry that gives up (returning the reply) when Retry-After asks for a long wait."""
 
+    # urllib3 would re-send any 413/429 that carries Retry-After, forcelist or not; only 503 may be re-sent
+    RETRY_AFTER_STATUS_CODES = frozenset({503})
+
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
         if response is not None and response.status in self.RETRY_AFTER_STATUS_CODES:
             wait = self.get_retry_after(response)
@@ -128,7 +132,7 @@ RETRY = _PaidRetry(
     read=False,  # the request may have been processed: never re-send a paid call, and keep ReadTimeout as is
     other=0,
     status=3,
-    status_forcelist=(429, 503),  # rejected before any work
+    status_forcelist=(503,),  # rejected before any work; a 429 goes back through the limiter instead
     allowed_methods=frozenset({"POST"}),
     backoff_factor=0.5,
     backoff_max=4.0,
