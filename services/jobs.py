@@ -18,7 +18,7 @@ from services.quota import bucket_for
 log = logging.getLogger(__name__)
 RATE_LIMIT_BACKOFF = 15.0  # seconds every session holds off after a 429 that said nothing about when
 RATE_LIMIT_HOLD_MAX = 60.0  # a 429 asking for longer holds everyone this long at most
-RATE_LIMIT_RETURNS = 3  # times a photo goes back in line after a 429 before it fails with a Try again
+RATE_LIMIT_RETURNS = 1  # times a photo goes back in line after a 429 before it fails with a Try again
 UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
               "happening, try another photo.")
 Progress = Callable[..., None]

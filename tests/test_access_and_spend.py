@@ -155,7 +155,7 @@ def test_session_cap_stops_novita_but_the_offline_studio_still_works(novita_env,
     at = give_photo(new_app().run())
     replace(at, "in a warehouse")
     assert not at.exception and not at.error
-    assert len(at.session_state["history"]) == 1 and at.session_state["paid_images"] == 1
+    assert len(at.session_state["history"]) == 1 and at.session_state["account"].images == 1
 
     replace(at, "on a sunny beach at sunset")
     assert not at.exception
@@ -170,7 +170,7 @@ def test_session_cap_stops_novita_but_the_offline_studio_still_works(novita_env,
     history = list(at.session_state["history"])
     assert len(history) == 2 and history[0].engine == "offline"
     assert len(novita_env.requests) == 1  # nothing more went to Novita
-    assert at.session_state["paid_images"] == 1
+    assert at.session_state["account"].images == 1
 
 
 def test_images_made_with_ones_own_key_do_not_use_up_the_owners_cap(novita_env, monkeypatch):
@@ -196,8 +196,8 @@ def test_spend_and_the_keys_budget_show_in_the_sidebar(novita_env, monkeypatch):
     replace(at, "in a warehouse")
     replace(at, "on a marble kitchen counter")
     assert not at.exception and not at.error
-    assert at.session_state["paid_images"] == 2
-    assert at.session_state["spend"] == pytest.approx(0.10)
+    assert at.session_state["account"].images == 2
+    assert at.session_state["account"].spend == pytest.approx(0.10)
     tally = texts(at.sidebar.caption)
     assert "2 Novita images" in tally and "$0.10" in tally
     assert "3 of 5" in tally
@@ -238,8 +238,8 @@ def test_cancel_while_waiting_sends_nothing(novita_env, monkeypatch, sent):
     with pytest.raises(RuntimeError, match="timed out"):
         replace(at, "on a sunny beach at sunset", timeout=2.0)
     assert any("in line" in label for label in status_labels(sent)), status_labels(sent)
-    job = at.session_state["job"]
-    assert job is not None and not job.done.is_set()
+    run = at.session_state["replace.page"].run
+    assert run is not None and not run.finished
 
     page = parse_tree_from_messages(sent)
     page._runner = at  # click on the page as it was drawn while waiting
@@ -250,8 +250,7 @@ def test_cancel_while_waiting_sends_nothing(novita_env, monkeypatch, sent):
 
     assert not at.exception and not at.error
     assert "nothing was sent" in texts(at.info)
-    assert job.done.is_set() and isinstance(job.error, jobs.Cancelled)  # its thread is over: it never sends
-    assert at.session_state["job"] is None
+    assert run.finished and isinstance(run.tasks[0].error, jobs.Cancelled)  # its work is over: it never sends
     assert len(novita_env.requests) == 1
     assert len(at.session_state["history"]) == 1
     assert at.session_state["photo"].name == "mug.jpg"
@@ -274,14 +273,16 @@ def test_sessions_share_the_keys_budget_and_each_sees_its_place_in_line(novita_e
             replace(session, "on a sunny beach at sunset", timeout=2.0)
         labels = [label for label in status_labels(sent) if "in line" in label]
         assert labels and all(f"{place} in line" in label for label in labels), labels
-        waiting.append(session.session_state["job"])
+        waiting.append(session.session_state["replace.page"].run)
     # the estimate grows with the place in line: a whole window more for the second
-    assert waiting[1].waiting[1] > waiting[0].waiting[1] + 20
+    assert waiting[1].tasks[0].waiting[1] > waiting[0].tasks[0].waiting[1] + 20
 
-    for job in waiting:
-        job.cancel.set()
-    for job in waiting:
-        assert job.done.wait(2) and isinstance(job.error, jobs.Cancelled)
+    for run in waiting:
+        run.cancel_rest()
+    deadline = time.monotonic() + 2
+    while not all(run.finished for run in waiting) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(run.finished and isinstance(run.tasks[0].error, jobs.Cancelled) for run in waiting)
     assert len(novita_env.requests) == 1
 
 

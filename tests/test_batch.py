@@ -15,6 +15,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from services import batch as batches
+from services import budget, runs
 from services import export
 from services.history import History, HistoryItem
 from services.images import sniff_format
@@ -36,69 +37,18 @@ def photos(n: int, prefix: str = "photo") -> list[tuple[str, bytes]]:
             for i in range(n)]
 
 
-def new_batch(named: list[tuple[str, bytes]], prompt="on a marble counter", image_type="png",
-              concurrency=4) -> batches.Batch:
-    tasks = [batches.Task(name, prompt, data=data) for name, data in named]
-    return batches.Batch(tasks, image_type, "novita", concurrency=concurrency)
-
-
-def start(run: batches.Batch, limiter=None) -> None:
-    run.start(api_key=TEST_KEY, cost=0.01, limiter=limiter)
-
-
-def wait_finished(run: batches.Batch, timeout: float = TIMEOUT) -> float:
+def wait_finished(run: runs.Run, timeout: float = TIMEOUT) -> float:
     """Poll until no task waits or runs; return the seconds it took."""
     began = time.monotonic()
     while not run.finished:
         if time.monotonic() - began > timeout:
-            pytest.fail(f"the batch did not finish in {timeout} s: {run.counts()}")
+            pytest.fail(f"the run did not finish in {timeout} s: {run.counts()}")
         time.sleep(0.01)
     return time.monotonic() - began
 
 
-def wait_for_requests(stub, count: int, timeout: float = 10) -> None:
-    """Poll until the stand-in has received `count` requests."""
-    deadline = time.monotonic() + timeout
-    while len(stub.requests) < count:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the stand-in received {len(stub.requests)} of {count} requests in {timeout} s")
-        time.sleep(0.01)
-
-
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    """The largest number of [start, end) intervals covering one instant."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
-    current = peak = 0
-    for _, delta in events:
-        current += delta
-        peak = max(peak, current)
-    return peak
-
-
 def is_sentence(text: str | None) -> bool:
     return bool(text) and len(text) > 15 and text.rstrip()[-1] in ".!?" and "Traceback" not in text
-
-
-@pytest.fixture
-def in_flight(stub, monkeypatch):
-    """Count how many requests the stand-in is holding in its latency sleep at once; returns a dict whose
-    "peak" is the highest count seen."""
-    seen = {"now": 0, "peak": 0}
-    lock = threading.Lock()
-    sleep = stub._sleep
-
-    def counting_sleep(seconds):
-        with lock:
-            seen["now"] += 1
-            seen["peak"] = max(seen["peak"], seen["now"])
-        try:
-            sleep(seconds)
-        finally:
-            with lock:
-                seen["now"] -= 1
-
-    monkeypatch.setattr(stub, "_sleep", counting_sleep)
-    return seen
 
 
 # ------------------------------------------------------------------------------------------- uploads
@@ -289,8 +239,8 @@ def test_batch_page_runs_every_photo_and_offers_the_zip(app, novita_env):
     assert len(novita_env.requests) == 5
     assert any(t.startswith("5 done · 0 failed") for t in progress_texts(app)), progress_texts(app)
     assert "Download all (ZIP)" in labels(app, "download_button")
-    assert not [b for b in app.button if b.key == "batch.run.retry"]
-    assert app.session_state["paid_images"] == 5
+    assert not [b for b in app.button if b.key == "batch.retry"]
+    assert app.session_state["account"].images == 5
 
     app.switch_page("pages/history.py").run()
     assert not app.exception
@@ -304,17 +254,17 @@ def test_a_batch_holds_no_more_than_history_keeps(app, novita_env):
     run_batch(app, photos(3))
     assert not app.exception and not app.error
     history = app.session_state["history"]
-    run = app.session_state["batch.run"]
+    run = app.session_state["batch.page"].run
     kept = [task for task in run.tasks if task.item is not None]
     released = [task for task in run.tasks if task.released]
     assert len(history) == 2 and len(kept) == 2 and len(released) == 1
     assert {task.item.id for task in kept} == {item.id for item in history}
-    assert released[0].item is None and released[0].seconds > 0 and released[0].status == batches.DONE
+    assert released[0].item is None and released[0].seconds > 0 and released[0].status == runs.DONE
     shown = [block.value for block in app.markdown]
     assert any(released[0].source_name in text and "no longer kept" in text for text in shown), shown
     assert any("History keeps the latest 2 results" in block.value for block in app.info)
 
-    with zipfile.ZipFile(io.BytesIO(export.zip_results(run.rows()))) as archive:
+    with zipfile.ZipFile(io.BytesIO(export.zip_results(run.rows(str)))) as archive:
         manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
         assert len(archive.namelist()) == 3  # two images and the manifest
     statuses = sorted(row["status"] for row in manifest)
@@ -329,7 +279,7 @@ def test_batch_page_retry_failed_completes_the_one(app, novita_env):
     assert not app.exception
     assert len(app.session_state["history"]) == 3
     assert any(t.startswith("3 done · 1 failed") for t in progress_texts(app)), progress_texts(app)
-    retry = app.button(key="batch.run.retry")
+    retry = app.button(key="batch.retry")
     assert retry.label == "Retry failed (1)"
     assert "Download all (ZIP)" in labels(app, "download_button")  # the three that worked
     retry.click().run()
@@ -337,7 +287,7 @@ def test_batch_page_retry_failed_completes_the_one(app, novita_env):
     assert len(app.session_state["history"]) == 4
     assert len(novita_env.requests) == 5
     assert any(t.startswith("4 done · 0 failed") for t in progress_texts(app)), progress_texts(app)
-    assert not [b for b in app.button if b.key == "batch.run.retry"]
+    assert not [b for b in app.button if b.key == "batch.retry"]
 
 
 def test_batch_page_says_what_is_missing(app, novita_env):
@@ -377,7 +327,7 @@ def test_variants_page_grid_slider_and_open_in_slider(app, novita_env):
     assert len(app.get("iframe")) == 1
     opens = [b for b in app.button if (b.key or "").startswith("variants.open.")]
     assert len(opens) == 3
-    run = app.session_state["variants.run"]
+    run = app.session_state["variants.page"].run
     ids = [t.item.id for t in run.tasks]
     assert [b.key for b in opens] == [f"variants.open.{i}" for i in ids]
     captions = [c.value for c in app.caption]
@@ -385,7 +335,7 @@ def test_variants_page_grid_slider_and_open_in_slider(app, novita_env):
 
     app.button(key=f"variants.open.{ids[2]}").click().run()
     assert not app.exception
-    assert app.session_state["variants.picked"] == ids[2]
+    assert app.session_state["variants.page"].opened == ids[2]
     assert len(app.get("iframe")) == 1
     captions = [c.value for c in app.caption]
     assert any(f"“{prompts[2]}”" in c for c in captions), captions
@@ -400,7 +350,7 @@ def _press_start_twice(kind: str) -> None:
 
     import streamlit as st
 
-    from components import batch_view, session
+    from components import actions, session
     from tests.conftest import photo_bytes
 
     class Upload:  # what st.file_uploader hands over: a name and getvalue()
@@ -416,17 +366,17 @@ def _press_start_twice(kind: str) -> None:
             st.session_state["batch.upload"] = [Upload(f"p{i}.jpg", photo_bytes(colour=(60 * i, 90, 90)))
                                                 for i in range(4)]
             st.session_state["batch.prompt"] = "in a warehouse"
-            press, run_key = batch_view.start_batch, "batch.run"
+            press, name = actions.start_batch, "batch"
         else:
             session.set_photo("mug.jpg", photo_bytes(), "upload")
             for i in range(4):
                 st.session_state[f"variants.prompt{i}"] = f"idea {i}"
-            press, run_key = batch_view.start_variants, "variants.run"
+            press, name = actions.start_variants, "variants"
         press()
-        st.session_state["first"] = st.session_state[run_key]
-        assert batch_view.is_running(run_key)
+        st.session_state["first"] = session.page(name).run
+        assert actions.is_running(name)
         press()  # the second press
-        st.session_state["second"] = st.session_state[run_key]
+        st.session_state["second"] = session.page(name).run
         for run in (st.session_state["first"], st.session_state["second"]):
             while not run.finished:
                 _time.sleep(0.02)
@@ -447,8 +397,10 @@ def test_a_second_press_while_a_run_is_in_flight_sends_nothing(novita_env, kind)
 def test_a_photo_held_by_the_shared_keys_limit_knows_its_place_in_line(novita_env):
     """With the key's budget used up, the photos that wait say where they are in line and about how long,
     and the page shows it instead of "running"."""
-    run = new_batch(photos(3), concurrency=3)
-    start(run, limiter=MemoryLimiter(1, 60.0))  # one slot a minute: the first photo goes, the rest wait
+    tasks = [runs.Task(name, "on a marble counter", data=data) for name, data in photos(3)]
+    run = runs.Run(tasks, "png", "novita")
+    ledger = budget.Ledger(MemoryLimiter(1, 60.0), daily_limit=100)  # one slot a minute: the rest wait
+    run.start(runs.Spending(TEST_KEY, ledger, None, 0.01, 3))
     deadline = time.monotonic() + 10
     while sum(task.waiting is not None for task in run.tasks) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -461,13 +413,13 @@ def test_a_photo_held_by_the_shared_keys_limit_knows_its_place_in_line(novita_en
         assert sum("the shared key is busy: 1st in line, about" in text for text in shown) == 1, shown
         assert sum("the shared key is busy: 2nd in line, about" in text for text in shown) == 1, shown
     finally:
-        run.cancel.set()
+        run.cancel_rest()
     wait_finished(run, timeout=5)
     assert all(task.waiting is None for task in run.tasks)
     assert len(novita_env.requests) == 1
 
 
 def _show_rows(run):
-    from components import batch_view
+    from components import run_view
 
-    batch_view._rows(run)
+    run_view._rows(run)
