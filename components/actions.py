@@ -30,9 +30,9 @@ def spending() -> runs.Spending:
 
 
 def is_running(name: str) -> bool:
-    """True while the run of page `name` is in flight."""
-    run = session.page(name).run
-    return run is not None and not run.finished
+    """True while the run of page `name` is in flight, or ended but not yet shown as ended."""
+    page = session.page(name)
+    return page.watching or (page.run is not None and not page.run.finished)
 
 
 def _fits(name: str, needed: int, chosen: str) -> bool:
@@ -53,7 +53,7 @@ def _start(name: str, tasks: list[runs.Task], image_type: str) -> None:
     owner_key = chosen == engines.NOVITA and not session.own_key()
     run = runs.Run(tasks, image_type, chosen, owner_key=owner_key, owner=session.account())
     run.start(spending())
-    session.page(name).run = run
+    session.page(name).run, session.page(name).watching = run, True
 
 
 def start_replace() -> None:
@@ -118,6 +118,7 @@ def retry(name: str) -> None:
         return
     run.owner_key = run.engine == engines.NOVITA and not session.own_key()
     run.retry_failed(spending())
+    session.page(name).watching = True
 
 
 def cancel(name: str) -> None:

@@ -46,10 +46,9 @@ def outcome(name: str, *, label: str = "", rows: bool = True) -> None:
     run = page.run
     if run is None:
         return
-    if not run.finished:
-        _watch(name, run, rows=rows)
+    if page.watching or not run.finished:
+        _watch(name, run, rows=rows)  # reruns the page once the run ended, so its button is enabled again
         return
-    actions.collect()  # it may have ended since the page's first collect: its results go to history first
     if len(run.tasks) == 1 and name == "replace":
         _single_outcome(run)
     else:
@@ -85,6 +84,7 @@ def _watch(name: str, run: runs.Run, *, rows: bool) -> None:
         if finished:
             break
         time.sleep(POLL)
+    session.page(name).watching = False
     st.rerun()
 
 

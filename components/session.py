@@ -40,6 +40,7 @@ class PageState:
     run: Run | None = None
     message: str | None = None  # what is missing, or why a run was refused; said once
     opened: str | None = None  # id of the result shown in the slider
+    watching: bool = False  # the page shows the run as in flight (its button disabled) until it reruns
 
 
 def init() -> None:

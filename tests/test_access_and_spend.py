@@ -320,3 +320,78 @@ def test_owner_key_refusals_say_whose_problem_it_is_and_no_key_is_ever_shown(nov
     assert len(at.session_state["history"]) == 0
     for secret in (TEST_KEY, OWN_KEY):
         assert not shown_anywhere(sent, secret), "an API key reached the browser"
+
+
+# --- the owner's budget across pages and sessions ------------------------------------------------------
+
+def _press_all_three() -> None:
+    """One session presses Replace background, Make variants and Replace all backgrounds while the others
+    still run, as a person with three tabs of the same session (or quick page switches) can."""
+    import time as _time
+
+    import streamlit as st
+
+    from components import actions, session
+    from tests.conftest import photo_bytes
+
+    class Upload:  # what st.file_uploader hands over: a name and getvalue()
+        def __init__(self, name, data):
+            self.name, self._data = name, data
+
+        def getvalue(self):
+            return self._data
+
+    session.init()
+    if "runs" in st.session_state:
+        return
+    session.set_photo("mug.jpg", photo_bytes(), "upload")
+    st.session_state["prompt"] = "in a warehouse"
+    for i in range(2):
+        st.session_state[f"variants.prompt{i}"] = f"idea {i}"
+    st.session_state["batch.upload"] = [Upload(f"p{i}.jpg", photo_bytes(colour=(60 * i, 90, 90))) for i in range(2)]
+    st.session_state["batch.prompt"] = "on a beach"
+    for press in (actions.start_variants, actions.start_batch, actions.start_replace):
+        press()
+    runs = [session.page(name).run for name in ("variants", "batch", "replace")]
+    st.session_state["runs"] = runs
+    st.session_state["messages"] = [session.page(name).message for name in ("variants", "batch", "replace")]
+    while not all(run is not None and run.finished for run in runs):
+        _time.sleep(0.02)
+
+
+def test_the_session_cap_counts_images_in_flight_across_pages(novita_env, monkeypatch):
+    monkeypatch.setenv("MAX_IMAGES_PER_SESSION", "2")
+    novita_env.latency = 0.5
+    st.cache_resource.clear()
+    at = AppTest.from_function(_press_all_three, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    runs = at.session_state["runs"]
+    assert all(run is not None for run in runs), at.session_state["messages"]  # each fitted the cap alone
+    assert len(novita_env.requests) == 2  # but only two images were made
+    done = sum(run.counts()["done"] for run in runs)
+    refused = [task.error for run in runs for task in run.tasks if task.status == "failed"]
+    assert done == 2 and len(refused) == 3
+    assert all("per session" in jobs.failure_message(e, owner_key=True)[0] for e in refused)
+    account = at.session_state["account"]
+    assert (account.owner_spent, account.owner_held, account.images) == (2, 0, 2)
+
+
+def test_the_daily_ceiling_holds_across_sessions_and_the_third_is_told_why(novita_env, monkeypatch):
+    monkeypatch.setenv("MAX_IMAGES_PER_DAY", "2")
+    sessions = [give_photo(new_app().run())]  # clears st.cache_resource once: the sessions share one ledger
+    sessions += [give_photo(AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run())
+                 for _ in range(2)]
+    assert "Left today for everyone on the shared key: 2 of 2" in texts(sessions[0].sidebar.caption)
+    for session in sessions:
+        replace(session, "in a warehouse")
+        assert not session.exception
+    assert len(novita_env.requests) == 2
+    assert [len(s.session_state["history"]) for s in sessions] == [1, 1, 0]
+    warning = texts(sessions[2].warning)
+    assert "2 Novita images a day" in warning and "owner" in warning and "00:00 UTC" in warning, warning
+    assert "offline studio" in warning
+    assert "Left today for everyone on the shared key: 0 of 2" in texts(sessions[2].sidebar.caption)
+    # the offline studio still works for the third
+    sessions[2].radio(key="engine_preference").set_value("offline").run()
+    replace(sessions[2], "in a warehouse")
+    assert len(sessions[2].session_state["history"]) == 1 and len(novita_env.requests) == 2
