@@ -260,10 +260,12 @@ def reruns_and_payload(session: Session, runs: int, warmup: int = 2) -> list[Lin
     bytes of the slider's HTML."""
     import streamlit as st
 
+    from components.session import PageState
+
     st.cache_resource.clear()
     empty = _app_test({})
     full = _app_test({"history": session.history, "photo": session.photo,
-                      "replace.current": session.current.id})
+                      "replace.page": PageState(opened=session.current.id)})
     clock = ScriptClock()
     with clock.installed():
         for _ in range(warmup):  # first runs import modules and fill caches
@@ -320,8 +322,9 @@ def session_memory(session: Session) -> Line:
 # 6. Batch and the offline engine -----------------------------------------------------------------------
 
 def batch(stub, size: tuple[int, int], repeats: int) -> Line:
-    from services.batch import DONE, Batch, Task
+    from services.budget import Ledger
     from services.quota import MemoryLimiter
+    from services.runs import DONE, Run, Spending, Task
 
     count, concurrency, latency = 12, 4, 0.5
     ideal = count / concurrency * latency
@@ -331,9 +334,9 @@ def batch(stub, size: tuple[int, int], repeats: int) -> Line:
     try:
         for _ in range(repeats):
             tasks = [Task(f"IMG_{index:04d}.jpg", PROMPT, data=data) for index, data in enumerate(photos)]
-            run = Batch(tasks, IMAGE_TYPE, engines.NOVITA, concurrency=concurrency)
+            run = Run(tasks, IMAGE_TYPE, engines.NOVITA)
             started, cpu = time.perf_counter(), time.process_time()
-            run.start(api_key=BENCH_KEY, cost=0.0, limiter=MemoryLimiter(1000))
+            run.start(Spending(BENCH_KEY, Ledger(MemoryLimiter(1000), daily_limit=10_000), None, 0.0, concurrency))
             while not run.finished:
                 time.sleep(0.005)
             walls.append(time.perf_counter() - started)

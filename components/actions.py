@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import inputs, session
-from services import batch, budget, config, engines, jobs, runs
+from components import inputs, messages, session
+from services import batch, budget, config, engines, quota, runs
 
 RUN_PAGES = ("replace", "variants", "batch")
 
@@ -17,10 +17,19 @@ def shared_ledger() -> budget.Ledger:
     return budget.from_settings()
 
 
-def describe(error: BaseException, *, owner_key: bool) -> tuple[str, bool]:
-    """(sentence for the person, whether a retry makes sense) for any failure: the one place on this side
-    that turns an error into words."""
-    return jobs.failure_message(error, owner_key=owner_key)
+def owner_pause() -> quota.Suspended | None:
+    """The pause on the owner's key after Novita refused it, when this session would send on that key."""
+    owner = config.api_key()
+    if session.own_key() or not owner:
+        return None
+    return shared_ledger().limiter.suspended(quota.bucket_for(owner))
+
+
+def engine() -> str:
+    """The engine the next run uses, from the sidebar's choice and whether a usable key is set: Automatic
+    falls back to the offline studio while the owner's key is paused."""
+    usable = bool(session.api_key()) and owner_pause() is None
+    return engines.choose(session.preference(), has_key=usable)
 
 
 def spending() -> runs.Spending:
@@ -41,13 +50,13 @@ def _fits(name: str, needed: int, chosen: str) -> bool:
     try:
         shared_ledger().check(session.account(), needed, owner_key=owner_key)
     except budget.BudgetExceeded as exc:
-        session.page(name).message = describe(exc, owner_key=True)[0]
+        session.page(name).message = messages.describe(exc, owner_key=True)[0]
         return False
     return True
 
 
 def _start(name: str, tasks: list[runs.Task], image_type: str) -> None:
-    chosen = session.engine()
+    chosen = engine()
     if not _fits(name, len(tasks), chosen):
         return
     owner_key = chosen == engines.NOVITA and not session.own_key()

@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from components import actions, session, tally
+from components import actions, messages, session, tally
 from components.compare import compare
 from components.results import describe, download_button
 from components.text import escape_markdown
@@ -19,8 +19,11 @@ POLL = 0.25  # seconds between redraws while a run works
 
 
 def engine_note() -> None:
-    """Say plainly which engine will run and what it can do."""
-    chosen = session.engine()
+    """Say plainly which engine will run and what it can do, and when Novita is paused for everyone."""
+    chosen = actions.engine()
+    pause = actions.owner_pause() if session.preference() != engines.OFFLINE else None
+    if pause is not None:
+        st.warning(messages.paused_sentence(pause.kind, pause.seconds_left), icon=":material/pause_circle:")
     if chosen == engines.NOVITA and not session.api_key():
         st.warning("Novita is selected but no API key is set. Paste your key in the sidebar, "
                    "or choose Automatic to use the offline studio.", icon=":material/key_off:")
@@ -104,7 +107,7 @@ def _single_outcome(run: runs.Run) -> None:
             for step in task.steps:
                 st.write(f":material/check: {step}")
         return
-    message, retryable = actions.describe(task.error, owner_key=run.owner_key)
+    message, retryable = messages.describe(task.error, owner_key=run.owner_key)
     if isinstance(task.error, jobs.Cancelled):
         st.info(message, icon=":material/info:")
         return
@@ -130,7 +133,7 @@ def _rows(run: runs.Run) -> None:
         elif task.status == runs.DONE and task.released:
             st.markdown(f"{icon} **{name}** — done in {task.seconds:.1f} s; no longer kept (removed from History)")
         elif task.status == runs.FAILED:
-            message = actions.describe(task.error, owner_key=run.owner_key)[0]
+            message = messages.describe(task.error, owner_key=run.owner_key)[0]
             st.markdown(f"{icon} **{name}** — failed: {escape_markdown(message)}")
         elif task.status == runs.RUNNING and waiting is not None:
             place, seconds = waiting
@@ -150,7 +153,7 @@ def _many_outcome(name: str, run: runs.Run, *, label: str, rows: bool) -> None:
         st.button(f"Retry failed ({failed})", key=f"{name}.retry", on_click=actions.retry, args=(name,),
                   icon=":material/refresh:")
     if any(task.item is not None for task in run.tasks):  # released results are no longer here
-        manifest = run.rows(lambda error: actions.describe(error, owner_key=run.owner_key)[0])
+        manifest = run.rows(lambda error: messages.describe(error, owner_key=run.owner_key)[0])
         st.download_button("Download all (ZIP)", data=lambda: export.zip_results(manifest),
                            file_name=f"{label}-results.zip", mime="application/zip", on_click="ignore",
                            key=f"{name}.zip", icon=":material/folder_zip:", type="primary")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from services import config, engines, images
+from services import config, images
 from services.budget import Account
 from services.history import History
 from services.images import PreparedImage
@@ -116,11 +116,6 @@ def forget_key() -> None:
 def preference() -> str:
     """The engine the person picked in the sidebar: auto, novita or offline."""
     return st.session_state[ENGINE_KEY]
-
-
-def engine() -> str:
-    """The engine the next run uses, from the sidebar's choice and whether a key is set."""
-    return engines.choose(preference(), has_key=bool(api_key()))
 
 
 def make_photo(name: str, data: bytes, source: str, digest: str | None = None) -> Photo:

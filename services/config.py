@@ -115,3 +115,12 @@ def max_images_per_day() -> int:
         return max(0, int(setting("MAX_IMAGES_PER_DAY", "200")))
     except ValueError:
         return 200
+
+
+def owner_pause_seconds() -> float:
+    """How long nothing is sent on the owner's key after Novita refused it for credit, key, access,
+    verification or billing (`NOVITA_OWNER_PAUSE_SECONDS`), default 300."""
+    try:
+        return max(0.0, float(setting("NOVITA_OWNER_PAUSE_SECONDS", "300")))
+    except ValueError:
+        return 300.0

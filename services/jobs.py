@@ -9,18 +9,16 @@ import threading
 import time
 from collections.abc import Callable
 
-from services import budget, engines, images, novita
+from services import config, engines, images, novita
 from services.budget import Account, BudgetExceeded, Ledger
 from services.history import HistoryItem
 from services.images import PreparedImage
-from services.quota import bucket_for
+from services.quota import Limiter, Suspended, bucket_for
 
 log = logging.getLogger(__name__)
 RATE_LIMIT_BACKOFF = 15.0  # seconds every session holds off after a 429 that said nothing about when
 RATE_LIMIT_HOLD_MAX = 60.0  # a 429 asking for longer holds everyone this long at most
 RATE_LIMIT_RETURNS = 1  # times a photo goes back in line after a 429 before it fails with a Try again
-UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
-              "happening, try another photo.")
 Progress = Callable[..., None]
 
 
@@ -28,52 +26,21 @@ class Cancelled(Exception):
     """The person cancelled while waiting for a slot; nothing was sent."""
 
 
-OWNER_KEY_MESSAGES = {
-    novita.InsufficientBalanceError: ("The demo's Novita credits are used up. Tell the owner of this app, or "
-                                      "paste your own key in the sidebar; the offline studio still works.",
-                                      "the account has no balance left: top it up at novita.ai"),
-    novita.AuthenticationError: ("The demo's Novita key is not valid. Tell the owner of this app, or paste "
-                                 "your own key in the sidebar; the offline studio still works.",
-                                 "the key was refused: set a valid NOVITA_API_KEY in the app's secrets"),
-}
+EXPECTED = (images.ImageError, novita.NovitaError, Cancelled, Suspended, BudgetExceeded)  # known sentences
 
 
-def failure_message(error: BaseException, *, owner_key: bool = False) -> tuple[str, bool]:
-    """(sentence for the person, whether a one-click retry makes sense) for any failure of a run. When the
-    app owner's key was refused, people are told to tell the owner, and the log tells the owner what to do."""
-    owner = next((m for cls, m in OWNER_KEY_MESSAGES.items() if isinstance(error, cls)), None)
-    if owner and owner_key:
-        log.warning("Novita refused the app owner's key (%s): %s.", getattr(error, "reason", None), owner[1])
-        return owner[0], False
-    if isinstance(error, BudgetExceeded):
-        return budget_message(error), False
+def retryable(error: BaseException) -> bool:
+    """Whether the same run, sent again as it is, may succeed: never for a refused photo, a paused key or a
+    budget that is used up."""
     if isinstance(error, novita.NovitaError):
-        return error.user_message, error.retryable
-    if isinstance(error, (images.ImageError, Cancelled)):
-        return str(error), False
-    return UNEXPECTED, True
-
-
-def budget_message(error: BudgetExceeded) -> str:
-    """The sentence for a run the owner's budget refused: which limit, whose, and what still works."""
-    images_ = f"{error.limit} Novita image{'' if error.limit == 1 else 's'}"
-    if error.kind == budget.DAY:
-        when = error.resets_at.strftime("%H:%M UTC") if error.resets_at else "midnight UTC"
-        return (f"The app's owner allows {images_} a day on the shared key, for everyone together, and today's "
-                f"are used up{'' if error.left == 0 else f' but for {error.left}'}. It starts again at {when}. "
-                "The offline studio still works, or paste your own Novita key in the sidebar.")
-    if error.left and error.needed > error.left:
-        return (f"This needs {error.needed} Novita images but this session has {error.left} left of the "
-                f"{error.limit} the app's owner allows. Use fewer photos or prompts, or choose the offline "
-                "studio in the sidebar.")
-    return (f"The app's owner allows {images_} per session, and this session has used them. The offline "
-            "studio still works: choose it in the sidebar, or paste your own Novita key there.")
+        return error.retryable
+    return not isinstance(error, EXPECTED)
 
 
 def certainly_not_processed(error: BaseException) -> bool:
     """True when Novita cannot have made (or charged for) the image: nothing was sent, the call was refused
     before any work (429, an owner-side refusal, another 4xx, 503), or the app's settings stopped it."""
-    if isinstance(error, (Cancelled, novita.ConfigurationError, BudgetExceeded)):
+    if isinstance(error, (Cancelled, Suspended, novita.ConfigurationError, BudgetExceeded)):
         return True
     if getattr(error, "actor", None) == "owner":
         return True
@@ -106,6 +73,7 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
         return _call(prepared, prompt, image_type, engine, api_key, report)
     bucket = bucket_for(api_key)
     for returns in range(RATE_LIMIT_RETURNS + 1):
+        _raise_if_paused(ledger.limiter, bucket)  # before waiting in line for a slot that could not be used
         reservation = ledger.reserve(account, owner_key=owner_key, cost=cost)
         try:
             report(stage="Waiting for a free slot on the shared key")
@@ -114,7 +82,13 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
             report(waiting=False)
             if not granted:
                 raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
-            result = _call(prepared, prompt, image_type, engine, api_key, report)
+            _raise_if_paused(ledger.limiter, bucket)  # another session's refusal may have come in meanwhile
+            try:
+                result = _call(prepared, prompt, image_type, engine, api_key, report)
+            except novita.APIStatusError as exc:
+                if not isinstance(exc, novita.RateLimitError):
+                    _refused(exc, prepared, ledger.limiter if owner_key else None, bucket)
+                raise
         except novita.RateLimitError as exc:
             reservation.release()
             wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF
@@ -157,6 +131,31 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
         after_preview=after_preview, thumbnail=thumbnail,
         size=prepared.size, cost=cost if engine == engines.NOVITA else 0.0, notices=prepared.notices + converted,
     )
+
+
+def _raise_if_paused(limiter: Limiter, bucket: str) -> None:
+    paused = limiter.suspended(bucket)
+    if paused is not None:
+        raise paused
+
+
+def _refused(error: novita.APIStatusError, prepared: PreparedImage, limiter: Limiter | None,
+             bucket: str | None) -> None:
+    """Tell the owner, in the log, what a refusal asks of them; pause the owner's key when sending on it
+    again cannot work until they act. `limiter` is None on a key the person pasted: theirs to fix."""
+    if error.kind in ("photo_limits", "photo_format"):
+        log.error("Novita refused a prepared photo (%s, %s × %s, %d bytes %s): %s; a fault of this app's "
+                  "preparation", error.reason or error.status, *prepared.size, len(prepared.data),
+                  prepared.format, error.fix)
+    elif error.actor == novita.OWNER and limiter is not None:
+        if error.stops_key and bucket is not None:
+            seconds = config.owner_pause_seconds()
+            limiter.suspend(bucket, seconds, error.kind)
+            log.warning("Novita refused the app owner's key (%s): %s. Nothing is sent on it for %.0f s.",
+                        error.reason or error.status, error.fix, seconds)
+        else:
+            log.warning("Novita refused a request on the app owner's key (%s): %s.", error.reason or error.status,
+                        error.fix)
 
 
 def _silent(stage=None, step=None, waiting=None) -> None:

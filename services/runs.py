@@ -24,16 +24,11 @@ WAITING, RUNNING, DONE, FAILED = "waiting", "running", "done", "failed"
 
 
 def can_retry(error: BaseException | None) -> bool:
-    """Whether pressing Try again / Retry failed can help with this failure."""
+    """Whether Retry failed can help with this failure: a cancelled task (nothing was sent), or one the
+    same request may get through next time."""
     if error is None:
         return False
-    if isinstance(error, jobs.Cancelled):
-        return True  # nothing was sent: it can run later
-    if isinstance(error, (images.ImageError, BudgetExceeded)):
-        return False
-    if isinstance(error, novita.NovitaError):
-        return error.retryable and getattr(error, "actor", None) != "owner"
-    return True  # an unexpected failure on our side may not happen twice
+    return isinstance(error, jobs.Cancelled) or jobs.retryable(error)
 
 
 @dataclass(eq=False)
@@ -246,7 +241,7 @@ class Run:
             task.reply = task.prepared = task.data = None
 
     def _fail(self, task: Task, attempt: int, exc: Exception) -> None:
-        if not isinstance(exc, (images.ImageError, novita.NovitaError, jobs.Cancelled, BudgetExceeded)):
+        if not isinstance(exc, jobs.EXPECTED):
             log.error("run: unexpected failure", exc_info=exc)
         with self._lock:
             if task.attempt == attempt and task.status in (WAITING, RUNNING):  # not one already cancelled

@@ -19,6 +19,7 @@ from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import parse_tree_from_messages
 
+from components.messages import describe
 from services import jobs, novita
 from tests.conftest import ROOT, TEST_KEY, photo_bytes
 
@@ -291,33 +292,41 @@ def test_sessions_share_the_keys_budget_and_each_sees_its_place_in_line(novita_e
 def test_owner_key_refusals_say_whose_problem_it_is_and_no_key_is_ever_shown(novita_env, sent):
     at = give_photo(new_app().run())
 
-    novita_env.script("403-balance")
+    novita_env.script("BILLING_BALANCE_NOT_ENOUGH")
     replace(at, "in a warehouse")
     assert not at.exception
     error = texts(at.error)
-    assert "credits are used up" in error and "Tell the owner" in error
-    assert "offline studio" in error
+    assert "out of credit" in error and "owner has been told" in error and "offline studio" in error
+    assert "prompt" not in error.replace("photo and prompt are fine", "")
 
-    novita_env.script("403-key")
+    # the owner's key is paused for everyone: the page says so before anyone presses the button, Automatic
+    # makes the next result offline, and an explicit Novita run gets the sentence; nothing more is sent
+    assert "paused" in texts(at.sidebar.warning) and "paused for everyone" in texts(at.warning)
     replace(at, "in a warehouse")
-    error = texts(at.error)
-    assert "key is not valid" in error and "Tell the owner" in error
+    assert not at.error and next(iter(at.session_state["history"])).engine == "offline"
+    at.radio(key="engine_preference").set_value("novita").run()
+    replace(at, "in a warehouse")
+    assert "paused for everyone" in texts(at.error) and "out of credit" in texts(at.error)
+    assert len(novita_env.requests) == 1
+    at.radio(key="engine_preference").set_value("auto").run()
 
-    # with the person's own key, the same refusal is theirs to fix: Novita's general sentence
+    # with the person's own key, the same refusal is theirs to fix, and the owner's pause does not apply
     at.text_input(key="key_field").input(OWN_KEY).run()
     assert at.session_state["user_api_key"] == OWN_KEY and at.session_state["key_field"] == ""
     assert "your own Novita key" in texts(at.sidebar.success)
     novita_env.script("403-balance")
     replace(at, "in a warehouse")
     assert novita_env.requests[-1].headers["Authorization"] == f"Bearer {OWN_KEY}"
-    general = novita.status_error(403, b'{"code":403,"reason":"NOT_ENOUGH_BALANCE","message":"Insufficient balance"}',
-                                  {}).user_message
     error = texts(at.error)
-    assert general in error
-    assert "Tell the owner" not in error and "demo's" not in error
+    assert "Your Novita account has no credit left" in error
+    assert "owner" not in error and "paused" not in error
+
+    novita_env.script("403-key")
+    replace(at, "in a warehouse")
+    assert "did not accept your API key" in texts(at.error)
 
     assert len(novita_env.requests) == 3
-    assert len(at.session_state["history"]) == 0
+    assert len(at.session_state["history"]) == 1  # the offline result made during the pause
     for secret in (TEST_KEY, OWN_KEY):
         assert not shown_anywhere(sent, secret), "an API key reached the browser"
 
@@ -371,7 +380,7 @@ def test_the_session_cap_counts_images_in_flight_across_pages(novita_env, monkey
     done = sum(run.counts()["done"] for run in runs)
     refused = [task.error for run in runs for task in run.tasks if task.status == "failed"]
     assert done == 2 and len(refused) == 3
-    assert all("per session" in jobs.failure_message(e, owner_key=True)[0] for e in refused)
+    assert all("per session" in describe(e, owner_key=True)[0] for e in refused)
     account = at.session_state["account"]
     assert (account.owner_spent, account.owner_held, account.images) == (2, 0, 2)
 

@@ -14,6 +14,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from components.messages import describe
 from services import batch as batches
 from services import budget, runs
 from services import export
