@@ -375,3 +375,45 @@ def offline_seconds(size: tuple[int, int], repeats: int) -> Line:
     return Line(name, wall, "<=", 1.5, unit="s",
                 detail=f"median of {repeats}; process CPU {statistics.median(cpus):.2f} s; {IMAGE_TYPE.upper()} out")
 
+
+
+# 7. Fairness between sessions --------------------------------------------------------------------------
+
+def fairness(size: tuple[int, int], batch_size: int, repeats: int) -> Line:
+    """A single offline photo's wall time in one session while another session's offline batch runs, ÷ its
+    time alone: the process-wide pools serve sessions in turn, so it is not queued behind the batch."""
+    from services.budget import Ledger
+    from services.quota import MemoryLimiter
+    from services.runs import DONE, Run, Spending, Task
+
+    spending = Spending(None, Ledger(MemoryLimiter(1000), daily_limit=0), None, 0.0, 4)
+    single = photo(size, seed=400)
+    batch_photos = [photo(size, seed=401 + index) for index in range(batch_size)]
+
+    def one(owner: str) -> float:
+        run = Run([Task("single.jpg", PROMPT, data=single)], IMAGE_TYPE, engines.OFFLINE, owner=owner)
+        started = time.perf_counter()
+        run.start(spending)
+        while not run.finished:
+            time.sleep(0.005)
+        if run.tasks[0].status != DONE:
+            raise RuntimeError(f"the single photo failed: {run.tasks[0].error!r}")
+        return time.perf_counter() - started
+
+    alone, beside, done_meanwhile = [], [], []
+    for index in range(repeats):
+        alone.append(one(f"alone-{index}"))
+        tasks = [Task(f"IMG_{i:04d}.jpg", PROMPT, data=data) for i, data in enumerate(batch_photos)]
+        batch_run = Run(tasks, IMAGE_TYPE, engines.OFFLINE, owner=f"batch-{index}")
+        batch_run.start(spending)
+        time.sleep(alone[-1])  # the batch is under way
+        beside.append(one(f"single-{index}"))
+        done_meanwhile.append(batch_run.counts()[DONE])
+        while not batch_run.finished:
+            time.sleep(0.01)
+    ratio = statistics.median(beside) / statistics.median(alone)
+    return Line(f"fairness_single_beside_{batch_size}_batch", ratio, "<=", 2.0,
+                detail=f"median {statistics.median(beside):.2f} s beside another session's {batch_size}-photo "
+                       f"offline batch vs {statistics.median(alone):.2f} s alone ({repeats} runs, "
+                       f"{size[0]}×{size[1]}); the batch had finished {statistics.median(done_meanwhile):g} of "
+                       f"{batch_size} when the single photo was done (behind it: all {batch_size})")

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from services import engines, export, images, jobs, novita, workers
-from services.budget import Account, BudgetExceeded, Ledger
+from services import engines, export, images, jobs, workers
+from services.budget import Account, Ledger
 from services.history import HistoryItem
 
 log = logging.getLogger(__name__)

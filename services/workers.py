@@ -84,6 +84,8 @@ class FairPool:
                     self._running[owner] -= 1
                     if not self._running[owner]:
                         del self._running[owner]
+                        if owner not in self._queues:
+                            self._limits.pop(owner, None)  # hold no reference to a session that is done
                     self._cond.notify_all()
 
 

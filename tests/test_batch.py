@@ -1,11 +1,10 @@
-"""Batch and Variants: the bounded worker pool against the loopback stand-in, uploads (photos and ZIPs),
-the results ZIP with its manifest, and the two pages through AppTest."""
+"""Batch and Variants: uploads (photos and ZIPs), the results ZIP with its manifest, and the two pages
+through AppTest against the loopback stand-in (the run engine itself is in test_runs.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import threading
 import time
 import zipfile
 
@@ -14,12 +13,9 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from components.messages import describe
 from services import batch as batches
-from services import budget, runs
-from services import export
+from services import budget, export, runs
 from services.history import History, HistoryItem
-from services.images import sniff_format
 from services.quota import MemoryLimiter
 from tests.conftest import TEST_KEY, photo_bytes
 
