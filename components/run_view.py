@@ -23,7 +23,8 @@ def engine_note() -> None:
     chosen = actions.engine()
     pause = actions.owner_pause() if session.preference() != engines.OFFLINE else None
     if pause is not None:
-        st.warning(messages.paused_sentence(pause.kind, pause.seconds_left), icon=":material/pause_circle:")
+        st.warning(messages.paused_sentence(pause.kind, pause.seconds_left, offline_instead=chosen == engines.OFFLINE),
+                   icon=":material/pause_circle:")
     if chosen == engines.NOVITA and not session.api_key():
         st.warning("Novita is selected but no API key is set. Paste your key in the sidebar, "
                    "or choose Automatic to use the offline studio.", icon=":material/key_off:")
