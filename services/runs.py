@@ -44,7 +44,7 @@ class Task:
     steps: list[str] = field(default_factory=list)
     waiting: tuple[int, float] | None = None  # (place in line, about how many seconds) for the shared key
     error: BaseException | None = None
-    item: HistoryItem | None = None
+    item: HistoryItem | None = field(default=None, repr=False)
     reply: engines.ReplaceResult | None = field(default=None, repr=False)  # paid for, previews not made yet
     collected: bool = False  # handed to history already
     released: bool = False  # done, but history no longer keeps its result (see Run.release)
