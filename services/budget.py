@@ -113,12 +113,13 @@ return 0
 class RedisDayCount(DayCount):
     """The daily count in Redis, shared by every replica; this process's memory takes over on a fault."""
 
-    def __init__(self, client, prefix: str = "rbg:budget:") -> None:
+    def __init__(self, client, prefix: str = "rbg:budget:", fallback: quota.RedisFallback | None = None) -> None:
         super().__init__()
         self._redis, self._prefix = client, prefix
         self._reserve = client.register_script(_RESERVE)
         self._release = client.register_script(_RELEASE)
-        self.fallback = quota.RedisFallback("daily ceiling")
+        # shared with the rate limit's when both use one Redis: a fault found by one spares the other its timeout
+        self.fallback = fallback or quota.RedisFallback("daily ceiling")
 
     def _key(self, day: str) -> str:
         return f"{self._prefix}day:{day}"
@@ -234,5 +235,5 @@ def from_settings() -> Ledger:
     limiter = quota.from_settings()
     days: DayCount = DayCount()
     if isinstance(limiter, quota.RedisLimiter):
-        days = RedisDayCount(limiter.client)
+        days = RedisDayCount(limiter.client, fallback=limiter.fallback)
     return Ledger(limiter, daily_limit=config.max_images_per_day(), days=days)

@@ -264,7 +264,7 @@ class RedisLimiter(Limiter):
         self._remaining_script = self._redis.register_script(_REMAINING)
         self._penalize_script = self._redis.register_script(_PENALIZE)
         self._local = MemoryLimiter(limit, window)
-        self.fallback = RedisFallback("rate limit")
+        self.fallback = RedisFallback("owner's budget")
 
     @property
     def client(self):
