@@ -246,8 +246,9 @@ def test_cancel_stops_what_waits_in_line_and_retry_runs_it_later(novita_env):
     deadline = time.monotonic() + 10
     while sum(task.waiting is not None for task in run.tasks) < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
-    (waiting,) = [task for task in run.tasks if task.waiting is not None]
-    assert waiting.waiting[0] == 1 and 30 < waiting.waiting[1] <= 60
+    places = sorted(task.waiting for task in run.tasks if task.waiting is not None)
+    assert 1 <= len(places) <= 2  # at most two of this session's sends at once
+    assert places[0][0] == 1 and 30 < places[0][1] <= 60  # the head waits for the minute's slot to free
     run.cancel_rest()
     assert wait_finished(run, timeout=5) < 2
     assert run.counts()[runs.DONE] == 1 and run.counts()[runs.FAILED] == 3
