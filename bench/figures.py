@@ -260,10 +260,12 @@ def reruns_and_payload(session: Session, runs: int, warmup: int = 2) -> list[Lin
     bytes of the slider's HTML."""
     import streamlit as st
 
+    from components.session import PageState
+
     st.cache_resource.clear()
     empty = _app_test({})
     full = _app_test({"history": session.history, "photo": session.photo,
-                      "replace.current": session.current.id})
+                      "replace.page": PageState(opened=session.current.id)})
     clock = ScriptClock()
     with clock.installed():
         for _ in range(warmup):  # first runs import modules and fill caches
@@ -320,8 +322,9 @@ def session_memory(session: Session) -> Line:
 # 6. Batch and the offline engine -----------------------------------------------------------------------
 
 def batch(stub, size: tuple[int, int], repeats: int) -> Line:
-    from services.batch import DONE, Batch, Task
+    from services.budget import Ledger
     from services.quota import MemoryLimiter
+    from services.runs import DONE, Run, Spending, Task
 
     count, concurrency, latency = 12, 4, 0.5
     ideal = count / concurrency * latency
@@ -331,9 +334,9 @@ def batch(stub, size: tuple[int, int], repeats: int) -> Line:
     try:
         for _ in range(repeats):
             tasks = [Task(f"IMG_{index:04d}.jpg", PROMPT, data=data) for index, data in enumerate(photos)]
-            run = Batch(tasks, IMAGE_TYPE, engines.NOVITA, concurrency=concurrency)
+            run = Run(tasks, IMAGE_TYPE, engines.NOVITA)
             started, cpu = time.perf_counter(), time.process_time()
-            run.start(api_key=BENCH_KEY, cost=0.0, limiter=MemoryLimiter(1000))
+            run.start(Spending(BENCH_KEY, Ledger(MemoryLimiter(1000), daily_limit=10_000), None, 0.0, concurrency))
             while not run.finished:
                 time.sleep(0.005)
             walls.append(time.perf_counter() - started)
@@ -372,3 +375,45 @@ def offline_seconds(size: tuple[int, int], repeats: int) -> Line:
     return Line(name, wall, "<=", 1.5, unit="s",
                 detail=f"median of {repeats}; process CPU {statistics.median(cpus):.2f} s; {IMAGE_TYPE.upper()} out")
 
+
+
+# 7. Fairness between sessions --------------------------------------------------------------------------
+
+def fairness(size: tuple[int, int], batch_size: int, repeats: int) -> Line:
+    """A single offline photo's wall time in one session while another session's offline batch runs, ÷ its
+    time alone: the process-wide pools serve sessions in turn, so it is not queued behind the batch."""
+    from services.budget import Ledger
+    from services.quota import MemoryLimiter
+    from services.runs import DONE, Run, Spending, Task
+
+    spending = Spending(None, Ledger(MemoryLimiter(1000), daily_limit=0), None, 0.0, 4)
+    single = photo(size, seed=400)
+    batch_photos = [photo(size, seed=401 + index) for index in range(batch_size)]
+
+    def one(owner: str) -> float:
+        run = Run([Task("single.jpg", PROMPT, data=single)], IMAGE_TYPE, engines.OFFLINE, owner=owner)
+        started = time.perf_counter()
+        run.start(spending)
+        while not run.finished:
+            time.sleep(0.005)
+        if run.tasks[0].status != DONE:
+            raise RuntimeError(f"the single photo failed: {run.tasks[0].error!r}")
+        return time.perf_counter() - started
+
+    alone, beside, done_meanwhile = [], [], []
+    for index in range(repeats):
+        alone.append(one(f"alone-{index}"))
+        tasks = [Task(f"IMG_{i:04d}.jpg", PROMPT, data=data) for i, data in enumerate(batch_photos)]
+        batch_run = Run(tasks, IMAGE_TYPE, engines.OFFLINE, owner=f"batch-{index}")
+        batch_run.start(spending)
+        time.sleep(alone[-1])  # the batch is under way
+        beside.append(one(f"single-{index}"))
+        done_meanwhile.append(batch_run.counts()[DONE])
+        while not batch_run.finished:
+            time.sleep(0.01)
+    ratio = statistics.median(beside) / statistics.median(alone)
+    return Line(f"fairness_single_beside_{batch_size}_batch", ratio, "<=", 2.0,
+                detail=f"median {statistics.median(beside):.2f} s beside another session's {batch_size}-photo "
+                       f"offline batch vs {statistics.median(alone):.2f} s alone ({repeats} runs, "
+                       f"{size[0]}×{size[1]}); the batch had finished {statistics.median(done_meanwhile):g} of "
+                       f"{batch_size} when the single photo was done (behind it: all {batch_size})")

@@ -1,4 +1,5 @@
-"""The three inputs of the main page: the photo, the prompt and the output format."""
+"""The inputs of the pages: the photo, the prompt, the output format, Variants' ideas and Batch's photos.
+Each widget's value is read here only, by the reader beside the function that draws it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import streamlit as st
 from components import session
 from components.text import escape_markdown
 from services import samples
+from services.batch import MAX_PHOTOS
 from services.config import PROMPT_MAX_CHARS
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "bmp", "tif", "tiff", "gif"]
@@ -56,8 +58,8 @@ def photo_picker() -> session.Photo | None:
     with sample:
         st.pills("Sample photos", list(samples.SAMPLES), key="sample", on_change=_take_sample)
 
-    if st.session_state["photo_error"]:
-        st.error(escape_markdown(st.session_state["photo_error"]), icon=":material/image_not_supported:")
+    if session.photo_error():
+        st.error(escape_markdown(session.photo_error()), icon=":material/image_not_supported:")
     photo = session.photo()
     if photo is not None:
         width, height = photo.prepared.original_size
@@ -77,6 +79,11 @@ def prompt_box(key: str = "prompt") -> str:
     )
     st.pills("Ideas to start from", EXAMPLE_PROMPTS, key=f"{key}_example", on_change=_use_example, args=(key,),
              label_visibility="collapsed")
+    return prompt(key)
+
+
+def prompt(key: str = "prompt") -> str:
+    """The prompt typed in the Prompt box `key`, stripped."""
     return (st.session_state.get(key) or "").strip()
 
 
@@ -94,4 +101,37 @@ def format_picker(key: str = "format") -> str:
         captions=list(FORMATS.values()),
     )
     return (label or "PNG").lower()
+
+
+def image_type(key: str = "format") -> str:
+    """The output format chosen in the picker `key`: "png", "webp" or "jpeg"."""
+    return (st.session_state.get(key) or "PNG").lower()
+
+
+IDEAS = 4
+
+
+def ideas() -> None:
+    """Variants' four idea boxes, two by two."""
+    left, right = st.columns(2)
+    for i, column in enumerate([left, right] * (IDEAS // 2)):
+        column.text_input(f"Idea {i + 1}", key=f"variants.prompt{i}", persist_state="session",
+                          max_chars=PROMPT_MAX_CHARS,
+                          placeholder=EXAMPLE_PROMPTS[i] if i < len(EXAMPLE_PROMPTS) else "")
+
+
+def idea_prompts() -> list[str]:
+    """The ideas written, stripped, in order; empty boxes left out."""
+    return [p for p in ((st.session_state.get(f"variants.prompt{i}") or "").strip() for i in range(IDEAS)) if p]
+
+
+def photos_uploader() -> None:
+    """Batch's uploader: several photos, or ZIPs of photos."""
+    st.file_uploader("Photos", type=UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key="batch.upload",
+                     help=f"Select several photos at once, or a ZIP of photos; up to {MAX_PHOTOS} in one batch.")
+
+
+def uploaded_photos() -> list[tuple[str, bytes]]:
+    """What is in Batch's uploader now, as (name, bytes)."""
+    return [(f.name, f.getvalue()) for f in st.session_state.get("batch.upload") or []]
 

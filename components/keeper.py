@@ -42,7 +42,7 @@ def shared_store() -> store.Store | None:
 
 def _token() -> str:
     """This browser's key: the cookie sent with this session's socket, else a new random one."""
-    if st.session_state.get("browser.token") is None:
+    if st.session_state["browser.token"] is None:
         sent = st.context.cookies.get(COOKIE)
         fine = isinstance(sent, str) and TOKEN.match(sent)  # AppTest has no browser: its cookies are not strings
         st.session_state["browser.token"] = sent if fine else secrets.token_urlsafe(32)

@@ -3,7 +3,7 @@ facts (kind, who must act, Novita's reason and message); every page shows them t
 
 from __future__ import annotations
 
-from services import images, jobs, novita, quota
+from services import budget, images, jobs, novita, quota
 
 UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
               "happening, try another photo.")
@@ -69,6 +69,8 @@ def describe(error: BaseException, *, owner_key: bool) -> tuple[str, bool]:
     `owner_key` says the run spent the app owner's key rather than one the person pasted."""
     if isinstance(error, quota.Suspended):
         sentence = paused_sentence(error.kind, error.seconds_left)
+    elif isinstance(error, budget.BudgetExceeded):
+        sentence = budget_sentence(error)
     elif isinstance(error, (images.ImageError, jobs.Cancelled)):
         sentence = str(error)  # their text is already the sentence: it names the file and the next step
     elif isinstance(error, novita.NovitaError):
@@ -76,6 +78,21 @@ def describe(error: BaseException, *, owner_key: bool) -> tuple[str, bool]:
     else:
         sentence = UNEXPECTED
     return sentence, jobs.retryable(error)
+
+
+def budget_sentence(error: budget.BudgetExceeded) -> str:
+    """What a person is told when the owner's budget refused a run: which limit, whose, and what still works."""
+    images_ = f"{error.limit} Novita image{'' if error.limit == 1 else 's'}"
+    if error.kind == budget.DAY:
+        when = error.resets_at.strftime("%H:%M UTC") if error.resets_at else "midnight UTC"
+        but = f" but for {error.left}" if error.left else ""
+        return (f"The app's owner allows {images_} a day on the shared key, for everyone together, and today's "
+                f"are used up{but}. The count starts again at {when}. {OFFLINE_STILL_WORKS}")
+    if error.left and error.needed > error.left:
+        return (f"This needs {error.needed} Novita images but this session has {error.left} left of the "
+                f"{error.limit} the app's owner allows. Use fewer photos or prompts, or choose the offline "
+                "studio in the sidebar.")
+    return f"The app's owner allows {images_} per session, and this session has used them. {OFFLINE_STILL_WORKS}"
 
 
 def paused_sentence(kind: str, seconds_left: float, *, offline_instead: bool = False) -> str:

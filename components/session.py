@@ -1,4 +1,5 @@
-"""Every per-session key, initialised in one place, and typed accessors for them."""
+"""Every per-session key, initialised in one place, and typed accessors for them: the photo in use, the
+history, the key and engine chosen, the session's spending account, and one small state object per page."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from dataclasses import dataclass
 import streamlit as st
 
 from services import config, images
+from services.budget import Account
 from services.history import History
 from services.images import PreparedImage
-from services.jobs import Job
+from services.runs import Run
+
+PAGES = ("replace", "variants", "batch", "history")
+ENGINE_KEY = "engine_preference"  # the sidebar's radio writes it
 
 
 CHIP_EDGE = 160
@@ -28,23 +33,34 @@ class Photo:
     chip: bytes  # the small picture beside "Photo in use", made once
 
 
+@dataclass
+class PageState:
+    """One page's state: its run (in flight or last finished), a sentence to say once, the result open."""
+
+    run: Run | None = None
+    message: str | None = None  # what is missing, or why a run was refused; said once
+    opened: str | None = None  # id of the result shown in the slider
+    watching: bool = False  # the page shows the run as in flight (its button disabled) until it reruns
+
+
 def init() -> None:
     """Create the session's keys on its first run; later runs keep what is there."""
     st.session_state.setdefault("history", History())
     st.session_state.setdefault("photo", None)  # Photo | None: survives page switches, unlike the uploader
     st.session_state.setdefault("photo_error", None)  # str | None: why the last chosen file was refused
-    st.session_state.setdefault("job", None)  # Job | None: the run in flight
-    st.session_state.setdefault("last_error", None)  # (user message, retryable) of the last failed run
-    st.session_state.setdefault("last_steps", None)  # (label, steps) of the last finished run
-    st.session_state.setdefault("replace.missing", None)  # what the person must add before a run
-    st.session_state.setdefault("notice", None)  # one-time information: eviction, a cancelled wait
-    st.session_state.setdefault("paid_images", 0)  # Novita results on this session (the spend figures)
-    st.session_state.setdefault("spend", 0.0)  # estimated dollars
-    st.session_state.setdefault("owner_images", 0)  # of those, made on the owner's key: what the cap counts
-    st.session_state.setdefault("replace.current", None)  # id of the result shown in the slider
-    st.session_state.setdefault("history.selected", None)  # id of the result opened on the History page
+    st.session_state.setdefault("notices", [])  # one-time information, e.g. history dropped old results
+    st.session_state.setdefault("account", Account(cap=config.max_images_per_session()))
+    st.session_state["account"].cap = config.max_images_per_session()  # settings are read at call time
     st.session_state.setdefault("user_api_key", "")  # a key pasted in the sidebar, this session only
-    st.session_state.setdefault("engine_preference", "auto")
+    st.session_state.setdefault(ENGINE_KEY, "auto")
+    st.session_state.setdefault("browser.token", None)  # the browser's key to its kept results (keeper.py)
+    for name in PAGES:
+        st.session_state.setdefault(f"{name}.page", PageState())
+
+
+def page(name: str) -> PageState:
+    """The state of page `name` (one of PAGES)."""
+    return st.session_state[f"{name}.page"]
 
 
 def history() -> History:
@@ -57,14 +73,50 @@ def photo() -> Photo | None:
     return st.session_state["photo"]
 
 
-def job() -> Job | None:
-    """The run in flight, if any."""
-    return st.session_state["job"]
+def photo_error() -> str | None:
+    """Why the last chosen file was refused, if it was."""
+    return st.session_state["photo_error"]
+
+
+def account() -> Account:
+    """This session's spending: images and dollars, and what is held or spent on the owner's key."""
+    return st.session_state["account"]
+
+
+def say(notice: str) -> None:
+    """Keep a one-time notice for the next place that shows notices."""
+    st.session_state["notices"].append(notice)
+
+
+def take_notices() -> list[str]:
+    """The notices not yet shown; each is returned once."""
+    notices, st.session_state["notices"] = st.session_state["notices"], []
+    return notices
 
 
 def api_key() -> str | None:
     """The key this session uses: the one pasted in the sidebar, else the owner's; never shown."""
     return config.api_key(st.session_state.get("user_api_key"))
+
+
+def own_key() -> bool:
+    """True when the person pasted their own key: the owner's caps do not apply to it."""
+    return bool(st.session_state["user_api_key"])
+
+
+def keep_key(typed: str) -> None:
+    """Use a pasted key for this session only."""
+    st.session_state["user_api_key"] = typed
+
+
+def forget_key() -> None:
+    """Go back to the owner's key (or none)."""
+    st.session_state["user_api_key"] = ""
+
+
+def preference() -> str:
+    """The engine the person picked in the sidebar: auto, novita or offline."""
+    return st.session_state[ENGINE_KEY]
 
 
 def make_photo(name: str, data: bytes, source: str, digest: str | None = None) -> Photo:
@@ -87,7 +139,6 @@ def set_photo(name: str, data: bytes, source: str) -> None:
         st.session_state["photo_error"] = str(exc)  # the sentence names the file itself
         return
     st.session_state["photo_error"] = None
-    st.session_state["last_error"] = None
 
 
 def clear_photo(source: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from components import batch_view, gate, keeper, messages, runner, session, tally
+from components import actions, gate, keeper, messages, session, tally
 from services import config, engines
 
 ENGINE_CHOICES = {
@@ -27,12 +27,8 @@ def _keep_key() -> None:
     """Move a pasted key out of the widget into the session, so it is never sent back to the page."""
     typed = (st.session_state.get("key_field") or "").strip()
     if typed:
-        st.session_state["user_api_key"] = typed
+        session.keep_key(typed)
     st.session_state["key_field"] = ""
-
-
-def _forget_key() -> None:
-    st.session_state["user_api_key"] = ""
 
 
 def page_setup() -> None:
@@ -43,8 +39,7 @@ def page_setup() -> None:
     session.init()
     gate.require()
     keeper.bind()  # the browser's kept results, before anything reads or adds to history
-    runner.finish_if_done()  # results of runs that ended while the person was on another page
-    batch_view.collect()
+    actions.collect()  # results of runs that ended while the person was on another page
     sidebar()
 
 
@@ -61,21 +56,21 @@ def _through_the_router() -> None:
 def sidebar() -> None:
     """Render the shared sidebar."""
     with st.sidebar:
-        st.radio("Engine", list(ENGINE_CHOICES), format_func=ENGINE_CHOICES.get, key="engine_preference",
+        st.radio("Engine", list(ENGINE_CHOICES), format_func=ENGINE_CHOICES.get, key=session.ENGINE_KEY,
                  persist_state="session",
                  help="Automatic uses Novita when a key is set and the offline studio otherwise.")
-        if st.session_state["user_api_key"]:
+        if session.own_key():
             st.success("Using your own Novita key for this session. It is not stored anywhere else.",
                        icon=":material/key:")
-            st.button("Forget my key", on_click=_forget_key, key="forget_key")
+            st.button("Forget my key", on_click=session.forget_key, key="forget_key")
         else:
-            if (pause := runner.owner_pause()) is not None:
+            if (pause := actions.owner_pause()) is not None:
                 st.warning(f"Novita is paused for about {max(1, round(pause.seconds_left / 60))} min: "
                            f"{messages.PAUSED.get(pause.kind, 'Novita refused the app owner key')}. The owner "
                            "has been told.", icon=":material/pause_circle:")
             elif config.api_key():
                 st.caption("Novita key: the app owner's key is set.")
-            elif st.session_state["engine_preference"] == engines.AUTO:
+            elif session.preference() == engines.AUTO:
                 st.caption("No Novita key is set, so results are made by the offline studio. "
                            "Paste your own key to get photographic scenes.")
             else:

@@ -1,14 +1,16 @@
-"""This session's results and spend in the sidebar, and what is left of the key's budget this minute;
-redrawn while a batch runs, so the spend grows as the results come in."""
+"""This session's results and spend in the sidebar, what is left of the key's budget this minute, and what
+is left today for everyone on the owner's key; redrawn while a run works, so the spend grows as results
+come in. Every figure comes from the budget ledger."""
 
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 
 import streamlit as st
 
 from components import session
-from components.runner import shared_limiter
+from components.actions import shared_ledger
 from services import quota
 
 _this_run = threading.local()  # each session's script runs in its own thread: the current run's box
@@ -27,20 +29,27 @@ def refresh() -> None:
         box.caption("\n\n".join(_figures()))  # one element, so the box can be redrawn in place
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _figures() -> list[str]:
-    count, paid = len(session.history()), st.session_state["paid_images"]
-    tally = f"This session: {count} result{'s' if count != 1 else ''} in history"
-    if paid or session.api_key():
-        tally += (f", {paid} Novita image{'s' if paid != 1 else ''}, "
-                  f"about ${st.session_state['spend']:.2f} spent")
+    account, count = session.account(), len(session.history())
+    tally = f"This session: {_plural(count, 'result')} in history"
+    if account.images or session.api_key():
+        tally += f", {_plural(account.images, 'Novita image')}, about ${account.spend:.2f} spent"
     lines = [tally + "."]
     key = session.api_key()
-    if key:
-        limiter = shared_limiter()
-        try:
-            left = limiter.remaining(quota.bucket_for(key))
-        except Exception:  # a Redis hiccup must not take the sidebar down
-            return lines
-        whose = "your key" if st.session_state["user_api_key"] else "the shared key"
-        lines.append(f"Novita images left this minute on {whose}: {left} of {limiter.limit}.")
+    if not key:
+        return lines
+    ledger = shared_ledger()
+    left = ledger.limiter.remaining(quota.bucket_for(key))
+    whose = "your key" if session.own_key() else "the shared key"
+    lines.append(f"Novita images left this minute on {whose}: {left} of {ledger.limiter.limit}.")
+    if not session.own_key():
+        today = ledger.today()
+        hours, rest = divmod(int((today.resets_at - datetime.now(timezone.utc)).total_seconds()), 3600)
+        lines.append(f"Left today for everyone on the shared key: {today.left} of {today.limit}; the count "
+                     f"starts again at 00:00 UTC, in {hours} h {rest // 60:02d} min. This session may make "
+                     f"{account.owner_left} more.")
     return lines

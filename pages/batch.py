@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import batch_view, inputs, runner
+from components import actions, inputs, run_view
 from components.sidebar import page_setup
 
 page_setup()
@@ -10,12 +10,11 @@ st.title("Batch")
 st.caption("Many photos, one prompt, one format. Results join your history as they finish; download them "
            "all as one ZIP with a manifest.")
 
-st.file_uploader("Photos", type=inputs.UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key="batch.upload",
-                 help="Select several photos at once, or a ZIP of photos; up to 50 in one batch.")
+inputs.photos_uploader()
 inputs.prompt_box(key="batch.prompt")
 inputs.format_picker(key="batch.format")
 
-runner.engine_note(runner.engine())
+run_view.engine_note()
 st.button("Replace all backgrounds", type="primary", key="batch.start", icon=":material/auto_fix_high:",
-          disabled=batch_view.is_running("batch.run"), on_click=batch_view.start_batch)
-batch_view.outcome("batch.run", label="batch")
+          disabled=actions.is_running("batch"), on_click=actions.start_batch)
+run_view.outcome("batch", label="batch")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import keeper, session
+from components import keeper, run_view, session
 from components.sidebar import page_setup
 from components.results import gallery, result_panel
 from services import export
@@ -18,7 +18,7 @@ if not len(history):
 
 st.caption(f"{len(history)} result{'s' if len(history) != 1 else ''} in this browser, newest first. "
            f"The latest {history.max_items} are kept; download the ones you want to keep.")
-selected = history.get(st.session_state["history.selected"]) or next(iter(history))
+selected = history.get(session.page("history").opened) or next(iter(history))
 result_panel(selected, key="history")
 
 left, right = st.columns(2)
@@ -30,6 +30,5 @@ with right.popover("Clear all", icon=":material/delete_sweep:"):
     st.button("Delete all", type="primary", key="history.clear", on_click=history.clear)
 
 st.divider()
-gallery(history, key="history.gallery",
-        on_open=lambda item_id: st.session_state.update({"history.selected": item_id}))
+gallery(history, key="history.gallery", on_open=run_view.opener("history"))
 keeper.what_is_kept()

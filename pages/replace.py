@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from components import inputs, keeper, runner, session
-from components.sidebar import page_setup
+from components import actions, inputs, keeper, run_view, session
 from components.results import gallery, result_panel
+from components.sidebar import page_setup
 
 page_setup()
 st.title("Replace background")
@@ -14,22 +14,18 @@ inputs.photo_picker()
 inputs.prompt_box()
 inputs.format_picker()
 
-runner.engine_note(runner.engine())
-job = session.job()
-st.button("Replace background", type="primary", disabled=job is not None, key="replace.run",
-          icon=":material/auto_fix_high:", on_click=runner.request)
-if job is not None:
-    runner.wait(job)  # shows the steps, then reruns the page once the result is in history
-runner.outcome()
+run_view.engine_note()
+st.button("Replace background", type="primary", disabled=actions.is_running("replace"), key="replace.run",
+          icon=":material/auto_fix_high:", on_click=actions.start_replace)
+run_view.outcome("replace")  # while it runs: the steps; then the result is in history and opened here
 
 history = session.history()
-current = history.get(st.session_state["replace.current"])
+current = history.get(session.page("replace").opened)
 if current is not None:
     result_panel(current, key="replace")
 
 if len(history):
     st.divider()
     st.subheader("Your results")
-    gallery(history, key="replace.gallery", page_size=4,
-            on_open=lambda item_id: st.session_state.update({"replace.current": item_id}))
+    gallery(history, key="replace.gallery", page_size=4, on_open=run_view.opener("replace"))
     keeper.what_is_kept()

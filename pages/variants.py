@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import batch_view, inputs, runner
+from components import actions, inputs, run_view
 from components.sidebar import page_setup
 
 page_setup()
@@ -10,15 +10,11 @@ st.title("Variants")
 st.caption("One photo, up to four ideas side by side. Repeat a prompt to get several takes on it.")
 
 inputs.photo_picker()
-left, right = st.columns(2)
-for i, column in enumerate([left, right, left, right]):
-    column.text_input(f"Idea {i + 1}", key=f"variants.prompt{i}", persist_state="session",
-                      max_chars=inputs.PROMPT_MAX_CHARS,
-                      placeholder=inputs.EXAMPLE_PROMPTS[i] if i < len(inputs.EXAMPLE_PROMPTS) else "")
+inputs.ideas()
 inputs.format_picker(key="variants.format")
 
-runner.engine_note(runner.engine())
+run_view.engine_note()
 st.button("Make variants", type="primary", key="variants.start", icon=":material/grid_view:",
-          disabled=batch_view.is_running("variants.run"), on_click=batch_view.start_variants)
-batch_view.outcome("variants.run", label="variants", rows=False)
-batch_view.variant_grid("variants.run")
+          disabled=actions.is_running("variants"), on_click=actions.start_variants)
+run_view.outcome("variants", label="variants", rows=False)
+run_view.variant_grid()

@@ -100,6 +100,23 @@ def batch_concurrency() -> int:
         return 4
 
 
+def send_workers() -> int:
+    """Requests to Novita out at once for the whole process (`SEND_WORKERS`), default 8."""
+    try:
+        return min(64, max(1, int(setting("SEND_WORKERS", "8"))))
+    except ValueError:
+        return 8
+
+
+def max_images_per_day() -> int:
+    """Novita images the owner's key may make per UTC day, all sessions together (`MAX_IMAGES_PER_DAY`),
+    default 200 (about $5 a day at the default price)."""
+    try:
+        return max(0, int(setting("MAX_IMAGES_PER_DAY", "200")))
+    except ValueError:
+        return 200
+
+
 def owner_pause_seconds() -> float:
     """How long nothing is sent on the owner's key after Novita refused it for credit, key, access,
     verification or billing (`NOVITA_OWNER_PAUSE_SECONDS`), default 300."""

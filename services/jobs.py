@@ -1,7 +1,5 @@
-"""One background replacement running off the script thread, so the page can show elapsed time and a
-rerun (a second click, a page switch) neither loses the result nor sends a second paid call.
-
-The worker thread only does I/O and image work and writes to its own `Job`; it never calls Streamlit.
+"""The steps of one replacement, run by a worker of `services.runs`: send (reserve the image, wait for a
+slot on the key's line, call the engine) and finish (previews, the history item). No Streamlit here.
 """
 
 from __future__ import annotations
@@ -10,17 +8,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from services import engines, images, novita
+from services import config, engines, images, novita
+from services.budget import Account, BudgetExceeded, Ledger
 from services.history import HistoryItem
 from services.images import PreparedImage
-from services import config
 from services.quota import Limiter, Suspended, bucket_for
 
 log = logging.getLogger(__name__)
 RATE_LIMIT_BACKOFF = 15.0  # seconds every session holds off after a 429 that said nothing about when
-RATE_LIMIT_HOLD_MAX = 60.0  # a 429 asking for longer holds everyone this long at most; the person retries
+RATE_LIMIT_HOLD_MAX = 60.0  # a 429 asking for longer holds everyone this long at most
+RATE_LIMIT_RETURNS = 1  # times a photo goes back in line after a 429 before it fails with a Try again
 Progress = Callable[..., None]
 
 
@@ -28,100 +26,93 @@ class Cancelled(Exception):
     """The person cancelled while waiting for a slot; nothing was sent."""
 
 
-@dataclass
-class Job:
-    """A run in flight: its request, the steps passed so far, and its outcome once `done` is set."""
-
-    prompt: str
-    image_type: str
-    engine: str
-    source_name: str
-    stage: str = "Preparing the photo"
-    steps: list[str] = field(default_factory=list)
-    waiting: tuple[int, float] | None = None  # (place in line, estimated seconds) while queued for the key
-    item: HistoryItem | None = None
-    error: Exception | None = None
-    started: float = field(default_factory=time.monotonic)
-    owner_key: bool = False  # the app owner's key, not one the person pasted: refusals are the owner's to fix
-    cancel: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
-
-    finished: float | None = None
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds the run took, or has taken so far."""
-        return (self.finished or time.monotonic()) - self.started
-
-
-def start(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str, *, engine: str,
-          source_name: str, api_key: str | None = None, cost: float = 0.0,
-          limiter: Limiter | None = None, owner_key: bool = False) -> Job:
-    """Start one replacement in a daemon thread and return its Job at once."""
-    job = Job(prompt=prompt, image_type=image_type, engine=engine, source_name=source_name, owner_key=owner_key)
-    args = (job, prepared, before_preview, api_key, cost, limiter)
-    threading.Thread(target=_run, args=args, name="replace-background", daemon=True).start()
-    return job
-
-
-EXPECTED = (images.ImageError, novita.NovitaError, Cancelled, Suspended)  # failures with a known sentence
+EXPECTED = (images.ImageError, novita.NovitaError, Cancelled, Suspended, BudgetExceeded)  # known sentences
 
 
 def retryable(error: BaseException) -> bool:
-    """Whether the same run, sent again as it is, may succeed: never for a refused photo or a paused key."""
+    """Whether the same run, sent again as it is, may succeed: never for a refused photo, a paused key or a
+    budget that is used up."""
     if isinstance(error, novita.NovitaError):
         return error.retryable
     return not isinstance(error, EXPECTED)
 
 
+def certainly_not_processed(error: BaseException) -> bool:
+    """True when Novita cannot have made (or charged for) the image: nothing was sent, the call was refused
+    before any work (429, an owner-side refusal, another 4xx, 503), or the app's settings stopped it."""
+    if isinstance(error, (Cancelled, Suspended, novita.ConfigurationError, BudgetExceeded)):
+        return True
+    if getattr(error, "actor", None) == "owner":
+        return True
+    status = getattr(error, "status", None)
+    return isinstance(error, novita.APIStatusError) and status is not None and (400 <= status < 500 or status == 503)
+
+
 def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str, *, engine: str,
-              source_name: str, api_key: str | None = None, cost: float = 0.0, limiter: Limiter | None = None,
-              cancel: threading.Event | None = None, progress: Progress | None = None,
-              owner_key: bool = False) -> HistoryItem:
-    """Run one replacement to the end, in the calling thread: wait for a slot, call the engine, make the
-    previews. `progress` hears (stage, step done, place in line); no Streamlit is touched here."""
+              source_name: str, api_key: str | None = None, cost: float = 0.0, ledger: Ledger | None = None,
+              account: Account | None = None, owner_key: bool = False, cancel: threading.Event | None = None,
+              progress: Progress | None = None) -> HistoryItem:
+    """Run one replacement to the end in the calling thread: send, then make the previews."""
     started = time.monotonic()
-    result = send(prepared, prompt, image_type, engine=engine, api_key=api_key, limiter=limiter, cancel=cancel,
-                  progress=progress, owner_key=owner_key)
+    result = send(prepared, prompt, image_type, engine=engine, api_key=api_key, cost=cost, ledger=ledger,
+                  account=account, owner_key=owner_key, cancel=cancel, progress=progress)
     return finish(prepared, before_preview, prompt, image_type, result, engine=engine, source_name=source_name,
                   cost=cost, started=started, progress=progress)
 
 
 def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, api_key: str | None = None,
-         limiter: Limiter | None = None, cancel: threading.Event | None = None,
-         progress: Progress | None = None, owner_key: bool = False) -> engines.ReplaceResult:
-    """The first half of `make_item`: wait for a slot on the shared key, then call the engine; its reply
-    comes back checked and decoded. Nothing is sent on a key paused after an owner-side refusal."""
+         cost: float = 0.0, ledger: Ledger | None = None, account: Account | None = None, owner_key: bool = False,
+         cancel: threading.Event | None = None, progress: Progress | None = None) -> engines.ReplaceResult:
+    """Reserve the image on the ledger, wait for a slot in the key's line, call the engine; its reply comes
+    back checked and decoded. A 429 penalises the key and puts the photo back in line (nothing below
+    retries it), so every request sent was granted by the limiter."""
     report = progress or _silent
     width, height = prepared.size
     report(step=f"Prepared the photo: {width} × {height} {prepared.format.upper()}")
-    bucket = bucket_for(api_key) if engine == engines.NOVITA and api_key and limiter is not None else None
-    if bucket is not None:
-        _raise_if_paused(limiter, bucket)  # before waiting in line for a slot that could not be used
-        report(stage="Waiting for a free slot on the shared key")
+    if engine != engines.NOVITA or ledger is None or not api_key:
+        return _call(prepared, prompt, image_type, engine, api_key, report)
+    bucket = bucket_for(api_key)
+    for returns in range(RATE_LIMIT_RETURNS + 1):
+        _raise_if_paused(ledger.limiter, bucket)  # before waiting in line for a slot that could not be used
+        reservation = ledger.reserve(account, owner_key=owner_key, cost=cost)
         try:
-            granted = limiter.acquire(bucket, cancel=cancel,
-                                      on_wait=lambda place, seconds: report(waiting=(place, seconds)))
-        except Exception as exc:  # a limiter store that is down must not stop the demo; Novita still guards
-            log.warning("rate limiter unavailable (%s); sending without waiting", type(exc).__name__)
-            granted, bucket = True, None
-        report(waiting=False)
-        if not granted:
-            raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
-        if bucket is not None:
-            _raise_if_paused(limiter, bucket)  # another session's refusal may have come in while this one waited
+            report(stage="Waiting for a free slot on the shared key")
+            granted = ledger.limiter.acquire(bucket, cancel=cancel,
+                                             on_wait=lambda place, seconds: report(waiting=(place, seconds)))
+            report(waiting=False)
+            if not granted:
+                raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
+            _raise_if_paused(ledger.limiter, bucket)  # another session's refusal may have come in meanwhile
+            try:
+                result = _call(prepared, prompt, image_type, engine, api_key, report)
+            except novita.APIStatusError as exc:
+                if not isinstance(exc, novita.RateLimitError):
+                    _refused(exc, prepared, ledger.limiter if owner_key else None, bucket)
+                raise
+        except novita.RateLimitError as exc:
+            reservation.release()
+            wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF
+            ledger.limiter.penalize(bucket, min(wait, RATE_LIMIT_HOLD_MAX))  # every session holds off
+            if returns == RATE_LIMIT_RETURNS:
+                raise
+            report(step="Novita was busy; back in line for the shared key")
+            continue
+        except BaseException as exc:
+            if certainly_not_processed(exc):
+                reservation.release()
+            else:
+                reservation.spend()  # a timeout or a broken reply: Novita may have made it
+            raise
+        reservation.spend()
+        return result
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _call(prepared: PreparedImage, prompt: str, image_type: str, engine: str, api_key: str | None,
+          report: Progress) -> engines.ReplaceResult:
     report(stage="Sending the photo to Novita and waiting for the new background" if engine == engines.NOVITA
            else "Cutting out the subject and painting a backdrop")
-    try:
-        result = engines.replace_background(prepared.data, prompt, image_type, engine=engine, api_key=api_key)
-    except novita.RateLimitError as exc:
-        if bucket is not None:  # every session holds off, not only this one
-            wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF
-            limiter.penalize(bucket, min(wait, RATE_LIMIT_HOLD_MAX))
-        raise
-    except novita.APIStatusError as exc:
-        _refused(exc, prepared, limiter if owner_key else None, bucket)
-        raise
+    result = engines.replace_background(prepared.data, prompt, image_type, engine=engine, api_key=api_key)
     report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s")
     return result
 
@@ -169,27 +160,3 @@ def _refused(error: novita.APIStatusError, prepared: PreparedImage, limiter: Lim
 
 def _silent(stage=None, step=None, waiting=None) -> None:
     """A `progress` that tells no one."""
-
-
-def _run(job: Job, prepared: PreparedImage, before_preview: bytes, api_key: str | None, cost: float,
-         limiter: Limiter | None) -> None:
-    def progress(stage=None, step=None, waiting=None):
-        if waiting is not None:
-            job.waiting = waiting or None
-        if step:
-            job.steps.append(step)
-        if stage:
-            job.stage = stage
-
-    try:
-        job.item = make_item(prepared, before_preview, job.prompt, job.image_type, engine=job.engine,
-                             source_name=job.source_name, api_key=api_key, cost=cost, limiter=limiter,
-                             cancel=job.cancel, progress=progress, owner_key=job.owner_key)
-        job.steps.append("Done")
-    except Exception as exc:  # every failure goes back to the page, which decides what the person sees
-        if not isinstance(exc, EXPECTED):
-            log.exception("replace-background: unexpected failure")
-        job.error = exc
-    finally:
-        job.finished = time.monotonic()
-        job.done.set()

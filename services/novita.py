@@ -1,8 +1,9 @@
 """The thin client for Novita's `POST /v3/replace-background`, and its error tree.
 
 Every request goes through `replace_background()`. urllib3's `Retry` re-sends only where the server cannot
-have processed (so cannot have charged) the request: a refused connection, and a 429. A 503 follows the
-policy written beside `SERVICE_UNAVAILABLE_RETRY_WITHIN`. Errors carry facts only (status, Novita's reason
+have processed (so cannot have charged) the request: a refused connection. A 429 is not re-sent here: it
+goes back through the key's limiter, so every request sent was granted by it. A 503 follows the policy
+written beside `SERVICE_UNAVAILABLE_RETRY_WITHIN`. Errors carry facts only (status, Novita's reason
 and message, request id, what kind of fault and who must act); the page turns them into sentences.
 """
 
@@ -19,7 +20,6 @@ from functools import lru_cache
 import requests
 from PIL import Image
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from services import config, images
@@ -124,7 +124,7 @@ class NotFoundError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429 after the automatic retries; `retry_after` is in seconds when Novita said so."""
+    """429: the key is over Novita's rate; `retry_after` is in seconds when Novita said so."""
 
     retryable = True
 
@@ -227,29 +227,18 @@ class ReplaceResult:
     decoded: Image.Image | None = field(default=None, repr=False, compare=False)  # checked pixels, for previews
 
 
-class _PaidRetry(Retry):
-    """urllib3 Retry that gives up (returning the reply) when Retry-After asks for a long wait."""
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if response is not None and response.status in self.RETRY_AFTER_STATUS_CODES:
-            wait = self.get_retry_after(response)
-            if wait is not None and wait > RETRY_AFTER_MAX:
-                raise MaxRetryError(_pool, url, ResponseError("Retry-After is too long to wait"))
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-RETRY = _PaidRetry(
+RETRY = Retry(
     total=4,
     connect=2,  # refused or unreachable: nothing was sent
     read=False,  # the request may have been processed: never re-send a paid call, and keep ReadTimeout as is
     other=0,
-    status=3,
-    status_forcelist=(429,),  # rejected before any work; 503 has its own policy (see replace_background)
+    status=0,  # no status is re-sent here: a 429 goes back through the limiter, a 503 has its own policy
+    status_forcelist=(),
     allowed_methods=frozenset({"POST"}),
     backoff_factor=0.5,
     backoff_max=4.0,
     raise_on_status=False,
-    respect_retry_after_header=True,
+    respect_retry_after_header=False,  # else urllib3 re-sends any 413/429/503 that carries Retry-After
 )
 
 

@@ -3,6 +3,9 @@
 One limiter serves every session of the process (the page keeps it in `st.cache_resource`); with
 `RATE_LIMIT_REDIS_URL` set, the window lives in Redis so several replicas share one budget. Waiters
 are served first come, first served, and see their place in line and an estimate of the wait.
+
+Redis faults never open the gate: every Redis call has a short timeout and runs outside the process-wide
+lock, and on a fault the process falls back to the window it keeps in memory (`RedisFallback`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PER_MINUTE = 10  # Novita's default for replace-background, per key
 POLL = 0.25  # seconds between checks while waiting; also how soon a cancel is noticed
+REDIS_TIMEOUT = 0.25  # seconds for one Redis call: a hung Redis must not stall a page
+REDIS_RETRY = 15.0  # seconds on the in-memory fallback before Redis is tried again
 
 OnWait = Callable[[int, float], None]  # (place in line from 1, estimated seconds)
 
@@ -41,6 +46,8 @@ def bucket_for(api_key: str) -> str:
 
 class Limiter:
     """FIFO-fair waiting in front of a window store; subclasses say whether a slot is free now."""
+
+    remote = False  # a store across the network is asked outside the lock, so a slow one stalls no one else
 
     def __init__(self, limit: int, window: float = 60.0) -> None:
         self.limit = max(1, int(limit))
@@ -88,7 +95,7 @@ class Limiter:
                     if (cancel is not None and cancel.is_set()) or (deadline and time.monotonic() > deadline):
                         return False
                     place = queue.index(ticket)
-                    wait = self._take(bucket) if place == 0 else None
+                    wait = self._take_unlocked(bucket) if place == 0 else None
                     if wait == 0:
                         return True
                     if wait is not None:
@@ -99,6 +106,17 @@ class Limiter:
             finally:
                 queue.remove(ticket)
                 self._cond.notify_all()
+
+    def _take_unlocked(self, bucket: str) -> float:
+        """`_take` for the head of the line; a remote store's round trip happens with the lock let go
+        (only the head of a bucket's line calls this, so the line's order holds)."""
+        if not self.remote:
+            return self._take(bucket)
+        self._cond.release()
+        try:
+            return self._take(bucket)
+        finally:
+            self._cond.acquire()
 
     def _estimate_head(self, bucket: str) -> float:
         """Seconds until the head of the line is served, from what the store last told it."""
@@ -135,6 +153,16 @@ class MemoryLimiter(Limiter):
     def remaining(self, bucket: str) -> int:
         with self._cond:
             return max(0, self.limit - len(self._grants_now(bucket, self._clock())))
+
+    def take(self, bucket: str) -> float:
+        """`_take` under this limiter's own lock: the fallback path of a Redis limiter."""
+        with self._cond:
+            return self._take(bucket)
+
+    def record(self, bucket: str) -> None:
+        """Count a grant made elsewhere (by Redis), so a later fallback knows this process's recent sends."""
+        with self._cond:
+            self._grants_now(bucket, self._clock()).append(self._clock())
 
     def penalize(self, bucket: str, seconds: float) -> None:
         with self._cond:
@@ -175,56 +203,121 @@ return 0
 """
 
 
+class RedisFallback:
+    """Runs a Redis call, or its in-memory stand-in while Redis is faulty: a fault is logged once, the
+    process keeps the budget it knew in memory, and Redis is tried again after `REDIS_RETRY` seconds."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._lock = threading.Lock()  # guards the two fields below only, never held across a call
+        self._down_until = 0.0
+        self._down = False
+
+    def call(self, remote: Callable[[], object], local: Callable[[], object]) -> object:
+        """`remote()` while Redis answers; `local()` when it fails or failed a moment ago."""
+        if time.monotonic() < self._down_until:
+            return local()
+        try:
+            result = remote()
+        except Exception as exc:  # any Redis or socket fault: the budget must still hold
+            with self._lock:
+                self._down_until = time.monotonic() + REDIS_RETRY
+                first, self._down = not self._down, True
+            if first:
+                log.warning("%s: Redis is unusable (%s); keeping the budget in this process's memory",
+                            self._what, type(exc).__name__)
+            return local()
+        if self._down:
+            with self._lock:
+                self._down = False
+            log.warning("%s: Redis answers again; the budget is shared again", self._what)
+        return result
+
+    @property
+    def down(self) -> bool:
+        """True while the in-memory fallback is in use."""
+        return self._down
+
+
+def redis_client(url: str):
+    """A Redis client with short timeouts, so a slow or hung Redis costs a page a fraction of a second."""
+    import redis  # only needed when RATE_LIMIT_REDIS_URL is set
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT,
+                                retry=Retry(NoBackoff(), 0))  # one try: the fallback is the retry
+
+
 class RedisLimiter(Limiter):
-    """The window kept in Redis: one budget shared by every replica behind a load balancer."""
+    """The window kept in Redis: one budget shared by every replica behind a load balancer. While Redis is
+    faulty the window in this process's memory takes over; it also records every grant Redis made here."""
 
-    def __init__(self, url: str, limit: int, window: float = 60.0, prefix: str = "rbg:quota:") -> None:
-        import redis  # only needed when RATE_LIMIT_REDIS_URL is set
+    remote = True
 
+    def __init__(self, url: str, limit: int, window: float = 60.0, prefix: str = "rbg:quota:",
+                 client=None) -> None:
         super().__init__(limit, window)
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._redis = client or redis_client(url)
         self._prefix = prefix
         self._take_script = self._redis.register_script(_TAKE)
         self._remaining_script = self._redis.register_script(_REMAINING)
         self._penalize_script = self._redis.register_script(_PENALIZE)
+        self._local = MemoryLimiter(limit, window)
+        self.fallback = RedisFallback("owner's budget")
+
+    @property
+    def client(self):
+        """The Redis client, for the daily count that lives beside the window."""
+        return self._redis
 
     def _keys(self, bucket: str) -> list[str]:
         return [f"{self._prefix}{bucket}:window", f"{self._prefix}{bucket}:blocked"]
 
     def _take(self, bucket: str) -> float:
-        member = uuid.uuid4().hex
-        wait_ms = int(self._take_script(keys=self._keys(bucket), args=[int(self.window * 1000), self.limit, member]))
-        return wait_ms / 1000.0
+        def remote() -> float:
+            member = uuid.uuid4().hex
+            wait_ms = int(self._take_script(keys=self._keys(bucket),
+                                            args=[int(self.window * 1000), self.limit, member]))
+            if wait_ms == 0:
+                self._local.record(bucket)
+            return wait_ms / 1000.0
+
+        return self.fallback.call(remote, lambda: self._local.take(bucket))
 
     def remaining(self, bucket: str) -> int:
-        used = int(self._remaining_script(keys=self._keys(bucket)[:1], args=[int(self.window * 1000)]))
-        return max(0, self.limit - used)
+        def remote() -> int:
+            used = int(self._remaining_script(keys=self._keys(bucket)[:1], args=[int(self.window * 1000)]))
+            return max(0, self.limit - used)
+
+        return self.fallback.call(remote, lambda: self._local.remaining(bucket))
 
     def penalize(self, bucket: str, seconds: float) -> None:
-        self._penalize_script(keys=self._keys(bucket)[1:], args=[max(1, int(seconds * 1000))])
+        self._local.penalize(bucket, seconds)  # kept here too, for a fallback that comes later
+        self.fallback.call(lambda: self._penalize_script(keys=self._keys(bucket)[1:],
+                                                         args=[max(1, int(seconds * 1000))]), lambda: None)
         with self._cond:
             self._cond.notify_all()
 
     def suspend(self, bucket: str, seconds: float, kind: str) -> None:
         super().suspend(bucket, seconds, kind)  # this process holds off even while Redis cannot be reached
-        try:
-            self._redis.set(f"{self._prefix}{bucket}:paused", kind, px=max(1, int(seconds * 1000)))
-        except Exception as exc:  # the other replicas learn of it from their own first refusal
-            log.warning("could not share the pause through Redis (%s)", type(exc).__name__)
+        self.fallback.call(lambda: self._redis.set(f"{self._prefix}{bucket}:paused", kind,
+                                                   px=max(1, int(seconds * 1000))), lambda: None)
 
     def suspended(self, bucket: str) -> Suspended | None:
         local = super().suspended(bucket)
-        try:
+
+        def remote() -> Suspended | None:
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(f"{self._prefix}{bucket}:paused")
             pipe.pttl(f"{self._prefix}{bucket}:paused")
             kind, ttl_ms = pipe.execute()
-        except Exception:  # Redis down: what this process knows still holds
-            return local
-        if kind is None or ttl_ms is None or ttl_ms <= 0:
-            return local
-        shared = Suspended(kind.decode() if isinstance(kind, bytes) else str(kind), ttl_ms / 1000.0)
-        return shared if local is None or shared.seconds_left > local.seconds_left else local
+            if kind is None or ttl_ms is None or ttl_ms <= 0:
+                return local
+            shared = Suspended(kind.decode() if isinstance(kind, bytes) else str(kind), ttl_ms / 1000.0)
+            return shared if local is None or shared.seconds_left > local.seconds_left else local
+
+        return self.fallback.call(remote, lambda: local)  # Redis faulty: what this process knows still holds
 
 
 def from_settings() -> Limiter:

@@ -19,6 +19,7 @@ from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import parse_tree_from_messages
 
+from components.messages import describe
 from services import jobs, novita
 from tests.conftest import ROOT, TEST_KEY, photo_bytes
 
@@ -155,7 +156,7 @@ def test_session_cap_stops_novita_but_the_offline_studio_still_works(novita_env,
     at = give_photo(new_app().run())
     replace(at, "in a warehouse")
     assert not at.exception and not at.error
-    assert len(at.session_state["history"]) == 1 and at.session_state["paid_images"] == 1
+    assert len(at.session_state["history"]) == 1 and at.session_state["account"].images == 1
 
     replace(at, "on a sunny beach at sunset")
     assert not at.exception
@@ -170,7 +171,7 @@ def test_session_cap_stops_novita_but_the_offline_studio_still_works(novita_env,
     history = list(at.session_state["history"])
     assert len(history) == 2 and history[0].engine == "offline"
     assert len(novita_env.requests) == 1  # nothing more went to Novita
-    assert at.session_state["paid_images"] == 1
+    assert at.session_state["account"].images == 1
 
 
 def test_images_made_with_ones_own_key_do_not_use_up_the_owners_cap(novita_env, monkeypatch):
@@ -196,8 +197,8 @@ def test_spend_and_the_keys_budget_show_in_the_sidebar(novita_env, monkeypatch):
     replace(at, "in a warehouse")
     replace(at, "on a marble kitchen counter")
     assert not at.exception and not at.error
-    assert at.session_state["paid_images"] == 2
-    assert at.session_state["spend"] == pytest.approx(0.10)
+    assert at.session_state["account"].images == 2
+    assert at.session_state["account"].spend == pytest.approx(0.10)
     tally = texts(at.sidebar.caption)
     assert "2 Novita images" in tally and "$0.10" in tally
     assert "3 of 5" in tally
@@ -238,8 +239,8 @@ def test_cancel_while_waiting_sends_nothing(novita_env, monkeypatch, sent):
     with pytest.raises(RuntimeError, match="timed out"):
         replace(at, "on a sunny beach at sunset", timeout=2.0)
     assert any("in line" in label for label in status_labels(sent)), status_labels(sent)
-    job = at.session_state["job"]
-    assert job is not None and not job.done.is_set()
+    run = at.session_state["replace.page"].run
+    assert run is not None and not run.finished
 
     page = parse_tree_from_messages(sent)
     page._runner = at  # click on the page as it was drawn while waiting
@@ -250,8 +251,7 @@ def test_cancel_while_waiting_sends_nothing(novita_env, monkeypatch, sent):
 
     assert not at.exception and not at.error
     assert "nothing was sent" in texts(at.info)
-    assert job.done.is_set() and isinstance(job.error, jobs.Cancelled)  # its thread is over: it never sends
-    assert at.session_state["job"] is None
+    assert run.finished and isinstance(run.tasks[0].error, jobs.Cancelled)  # its work is over: it never sends
     assert len(novita_env.requests) == 1
     assert len(at.session_state["history"]) == 1
     assert at.session_state["photo"].name == "mug.jpg"
@@ -274,14 +274,16 @@ def test_sessions_share_the_keys_budget_and_each_sees_its_place_in_line(novita_e
             replace(session, "on a sunny beach at sunset", timeout=2.0)
         labels = [label for label in status_labels(sent) if "in line" in label]
         assert labels and all(f"{place} in line" in label for label in labels), labels
-        waiting.append(session.session_state["job"])
+        waiting.append(session.session_state["replace.page"].run)
     # the estimate grows with the place in line: a whole window more for the second
-    assert waiting[1].waiting[1] > waiting[0].waiting[1] + 20
+    assert waiting[1].tasks[0].waiting[1] > waiting[0].tasks[0].waiting[1] + 20
 
-    for job in waiting:
-        job.cancel.set()
-    for job in waiting:
-        assert job.done.wait(2) and isinstance(job.error, jobs.Cancelled)
+    for run in waiting:
+        run.cancel_rest()
+    deadline = time.monotonic() + 2
+    while not all(run.finished for run in waiting) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(run.finished and isinstance(run.tasks[0].error, jobs.Cancelled) for run in waiting)
     assert len(novita_env.requests) == 1
 
 
@@ -327,3 +329,78 @@ def test_owner_key_refusals_say_whose_problem_it_is_and_no_key_is_ever_shown(nov
     assert len(at.session_state["history"]) == 1  # the offline result made during the pause
     for secret in (TEST_KEY, OWN_KEY):
         assert not shown_anywhere(sent, secret), "an API key reached the browser"
+
+
+# --- the owner's budget across pages and sessions ------------------------------------------------------
+
+def _press_all_three() -> None:
+    """One session presses Replace background, Make variants and Replace all backgrounds while the others
+    still run, as a person with three tabs of the same session (or quick page switches) can."""
+    import time as _time
+
+    import streamlit as st
+
+    from components import actions, session
+    from tests.conftest import photo_bytes
+
+    class Upload:  # what st.file_uploader hands over: a name and getvalue()
+        def __init__(self, name, data):
+            self.name, self._data = name, data
+
+        def getvalue(self):
+            return self._data
+
+    session.init()
+    if "runs" in st.session_state:
+        return
+    session.set_photo("mug.jpg", photo_bytes(), "upload")
+    st.session_state["prompt"] = "in a warehouse"
+    for i in range(2):
+        st.session_state[f"variants.prompt{i}"] = f"idea {i}"
+    st.session_state["batch.upload"] = [Upload(f"p{i}.jpg", photo_bytes(colour=(60 * i, 90, 90))) for i in range(2)]
+    st.session_state["batch.prompt"] = "on a beach"
+    for press in (actions.start_variants, actions.start_batch, actions.start_replace):
+        press()
+    runs = [session.page(name).run for name in ("variants", "batch", "replace")]
+    st.session_state["runs"] = runs
+    st.session_state["messages"] = [session.page(name).message for name in ("variants", "batch", "replace")]
+    while not all(run is not None and run.finished for run in runs):
+        _time.sleep(0.02)
+
+
+def test_the_session_cap_counts_images_in_flight_across_pages(novita_env, monkeypatch):
+    monkeypatch.setenv("MAX_IMAGES_PER_SESSION", "2")
+    novita_env.latency = 0.5
+    st.cache_resource.clear()
+    at = AppTest.from_function(_press_all_three, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    runs = at.session_state["runs"]
+    assert all(run is not None for run in runs), at.session_state["messages"]  # each fitted the cap alone
+    assert len(novita_env.requests) == 2  # but only two images were made
+    done = sum(run.counts()["done"] for run in runs)
+    refused = [task.error for run in runs for task in run.tasks if task.status == "failed"]
+    assert done == 2 and len(refused) == 3
+    assert all("per session" in describe(e, owner_key=True)[0] for e in refused)
+    account = at.session_state["account"]
+    assert (account.owner_spent, account.owner_held, account.images) == (2, 0, 2)
+
+
+def test_the_daily_ceiling_holds_across_sessions_and_the_third_is_told_why(novita_env, monkeypatch):
+    monkeypatch.setenv("MAX_IMAGES_PER_DAY", "2")
+    sessions = [give_photo(new_app().run())]  # clears st.cache_resource once: the sessions share one ledger
+    sessions += [give_photo(AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run())
+                 for _ in range(2)]
+    assert "Left today for everyone on the shared key: 2 of 2" in texts(sessions[0].sidebar.caption)
+    for session in sessions:
+        replace(session, "in a warehouse")
+        assert not session.exception
+    assert len(novita_env.requests) == 2
+    assert [len(s.session_state["history"]) for s in sessions] == [1, 1, 0]
+    warning = texts(sessions[2].warning)
+    assert "2 Novita images a day" in warning and "owner" in warning and "00:00 UTC" in warning, warning
+    assert "offline studio" in warning
+    assert "Left today for everyone on the shared key: 0 of 2" in texts(sessions[2].sidebar.caption)
+    # the offline studio still works for the third
+    sessions[2].radio(key="engine_preference").set_value("offline").run()
+    replace(sessions[2], "in a warehouse")
+    assert len(sessions[2].session_state["history"]) == 1 and len(novita_env.requests) == 2

@@ -135,7 +135,7 @@ def test_history_page_lists_reopens_and_deletes(app):
     history = app.session_state["history"]
     older = list(history)[1]
     app.button(key=f"history.gallery.open.{older.id}").click().run()
-    assert app.session_state["history.selected"] == older.id
+    assert app.session_state["history.page"].opened == older.id
     app.button(key=f"history.gallery.delete.{older.id}").click().run()
     assert [i.prompt for i in app.session_state["history"]] == ["two"]
     app.button(key="history.clear").click().run()
@@ -190,7 +190,7 @@ def test_the_main_page_gallery_shows_four_at_a_time_newest_first(app):
     pager.set_value(3).run()
     assert opened() == ids[8:]
     app.button(key=f"replace.gallery.open.{ids[8]}").click().run()
-    assert app.session_state["replace.current"] == ids[8] and len(app.get("iframe")) == 1
+    assert app.session_state["replace.page"].opened == ids[8] and len(app.get("iframe")) == 1
 
 
 def test_streamlit_still_has_the_flag_the_router_relies_on():

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from components.messages import describe
-from services import images, jobs, novita, quota
+from services import budget, images, jobs, novita, quota
 from tests.novita_stub import DOCUMENTED_ERRORS, Fault
 from tests.test_quota import redis_url  # noqa: F401 - a real redis-server for the shared pause
 
@@ -143,8 +143,12 @@ def _prepared() -> images.PreparedImage:
     return images.prepare(PHOTO, "mug.png")
 
 
+def _ledger(limiter) -> budget.Ledger:
+    return budget.Ledger(limiter, daily_limit=1000)
+
+
 def _send(limiter, key, *, owner_key, base_url):
-    return jobs.send(_prepared(), "in a warehouse", "png", engine="novita", api_key=key, limiter=limiter,
+    return jobs.send(_prepared(), "in a warehouse", "png", engine="novita", api_key=key, ledger=_ledger(limiter),
                      owner_key=owner_key)
 
 
@@ -206,7 +210,8 @@ def test_a_waiting_run_is_not_sent_when_the_pause_begins_while_it_waits(env):
 
     def run():
         try:
-            jobs.send(_prepared(), "x", "png", engine="novita", api_key=OWNER_KEY, limiter=limiter, owner_key=True,
+            jobs.send(_prepared(), "x", "png", engine="novita", api_key=OWNER_KEY, ledger=_ledger(limiter),
+                      owner_key=True,
                       progress=lambda **report: report.get("waiting") and waiting.set())
         except BaseException as exc:  # noqa: BLE001 - the outcome is what is checked
             outcome.append(exc)

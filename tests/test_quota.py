@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from services import engines, images, jobs, novita, quota
+from services import budget, engines, images, jobs, novita, quota
 from services.quota import MemoryLimiter, RedisLimiter, bucket_for
 from tests.conftest import ROOT, TEST_KEY
 from tests.novita_stub import Fault
@@ -425,23 +425,39 @@ class ShiftedClock:
 
 
 @pytest.mark.parametrize(("fault", "held_for"), [
-    pytest.param(Fault("429", retry_after=31), 31.0, id="retry-after-31"),  # over RETRY_AFTER_MAX: not waited for
-    pytest.param("429-no-retry-after", jobs.RATE_LIMIT_BACKOFF, id="no-retry-after"),  # 3 automatic retries first
+    pytest.param(Fault("429", retry_after=31), 31.0, id="retry-after-31"),
+    pytest.param("429-no-retry-after", jobs.RATE_LIMIT_BACKOFF, id="no-retry-after"),
 ])
-def test_a_429_through_a_job_penalizes_the_keys_bucket(novita_env, fault, held_for):
+def test_a_429_through_a_send_penalizes_the_keys_bucket(novita_env, fault, held_for):
     novita_env.always(fault)
     clock = ShiftedClock()
     limiter = MemoryLimiter(10, 60.0, clock=clock)
+    ledger = budget.Ledger(limiter, daily_limit=100)
     prepared = images.prepare(PHOTO, "tiny.png")
-    job = jobs.start(prepared, images.preview(prepared.data), "in a warehouse", "png", engine=engines.NOVITA,
-                     source_name="tiny.png", api_key=TEST_KEY, cost=0.05, limiter=limiter)
-    assert job.done.wait(15)
-    assert isinstance(job.error, novita.RateLimitError), job.error
-    assert job.item is None and len(novita_env.requests) >= 1
+    cancel = threading.Event()
+    outcome = {}
+
+    def send():
+        try:
+            jobs.send(prepared, "in a warehouse", "png", engine=engines.NOVITA, api_key=TEST_KEY, ledger=ledger,
+                      cancel=cancel)
+        except Exception as exc:  # noqa: BLE001 - checked below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    wait_until = time.monotonic() + 10
+    while not novita_env.requests and time.monotonic() < wait_until:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the 429 is back and the photo waits in line again, behind the penalty
+    assert len(novita_env.requests) == 1  # no retry below the limiter
     bucket = bucket_for(TEST_KEY)
     assert limiter.acquire(bucket, timeout=0.2) is False  # every session of that key now holds off
     assert limiter.acquire(bucket_for("sk_another_key"), timeout=0.2)  # other keys are not punished
     clock.shift = held_for - 1.0
     assert limiter.acquire(bucket, timeout=0.2) is False  # still held just before the learned time
+    cancel.set()  # the photo waiting in line leaves it: nothing more is sent
+    thread.join(5)
+    assert isinstance(outcome["error"], jobs.Cancelled) and len(novita_env.requests) == 1
     clock.shift = held_for + 1.0
     assert limiter.acquire(bucket, timeout=0.2)  # and free just after it

@@ -1,0 +1,261 @@
+"""One run of N tasks: the main page (one photo, one prompt), Variants (one photo × prompts) and Batch
+(photos × one prompt) alike.
+
+A task is prepared on the process's CPU pool, sent on its send pool (at most `concurrency` of a session at
+once, the sessions served in turn), and finished (previews) on the CPU pool again, so a send slot is never
+held for decoding. The offline engine is CPU work: its tasks stay on the CPU pool from start to end. The
+page polls the tasks and moves finished results into history; workers never touch Streamlit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from services import engines, export, images, jobs, workers
+from services.budget import Account, Ledger
+from services.history import HistoryItem
+
+log = logging.getLogger(__name__)
+WAITING, RUNNING, DONE, FAILED = "waiting", "running", "done", "failed"
+
+
+def can_retry(error: BaseException | None) -> bool:
+    """Whether Retry failed can help with this failure: a cancelled task (nothing was sent), or one the
+    same request may get through next time."""
+    if error is None:
+        return False
+    return isinstance(error, jobs.Cancelled) or jobs.retryable(error)
+
+
+@dataclass(eq=False)
+class Task:
+    """One photo × one prompt, how far it got, and how it ended (the error itself, not a sentence)."""
+
+    source_name: str
+    prompt: str
+    data: bytes | None = field(default=None, repr=False)  # the uploaded bytes, until prepared
+    prepared: images.PreparedImage | None = field(default=None, repr=False)
+    status: str = WAITING
+    stage: str = "Waiting for a free worker"
+    steps: list[str] = field(default_factory=list)
+    waiting: tuple[int, float] | None = None  # (place in line, about how many seconds) for the shared key
+    error: BaseException | None = None
+    item: HistoryItem | None = field(default=None, repr=False)
+    reply: engines.ReplaceResult | None = field(default=None, repr=False)  # paid for, previews not made yet
+    collected: bool = False  # handed to history already
+    released: bool = False  # done, but history no longer keeps its result (see Run.release)
+    seconds: float | None = None  # how long it took, kept after its result is released
+    started: float | None = None
+    finished: float | None = None
+    attempt: int = 0  # a retry starts a new attempt; work queued for an older one does nothing
+    queued: bool = False  # handed to the workers for this attempt: never twice, or a photo is paid twice
+
+    @property
+    def retryable(self) -> bool:
+        """True when it failed and a retry can help."""
+        return self.status == FAILED and can_retry(self.error)
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since its photo was sent (or its work began), to the end or to now."""
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.monotonic()) - self.started
+
+    def _progress(self, stage=None, step=None, waiting=None) -> None:
+        """A `jobs` progress report: the stage, a step done, or the place in line."""
+        if waiting is not None:
+            self.waiting = waiting or None
+        if step:
+            self.steps.append(step)
+        if stage:
+            self.stage = stage
+
+
+@dataclass(frozen=True)
+class Spending:
+    """What a run's sends spend: the key (never shown), the ledger, the session's account, the price."""
+
+    api_key: str | None = field(repr=False)
+    ledger: Ledger | None = None
+    account: Account | None = None
+    price: float = 0.0
+    concurrency: int = 4
+
+
+@dataclass(eq=False)
+class Run:
+    """The tasks of one run and what they share; `owner` names the session, for fairness between sessions."""
+
+    tasks: list[Task]
+    image_type: str
+    engine: str
+    owner_key: bool = False  # on the app owner's key: the session cap and the daily ceiling apply
+    owner: Hashable = None
+    keep: Callable[[HistoryItem], None] | None = field(default=None, repr=False)  # called in the worker
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        """How many tasks are in each state."""
+        with self._lock:
+            states = [task.status for task in self.tasks]
+        return {state: states.count(state) for state in (WAITING, RUNNING, DONE, FAILED)}
+
+    @property
+    def finished(self) -> bool:
+        """True when no task is waiting or running."""
+        counts = self.counts()
+        return counts[WAITING] + counts[RUNNING] == 0
+
+    def start(self, spending: Spending) -> None:
+        """Queue every task not yet queued and return at once."""
+        self.cancel.clear()
+        with self._lock:
+            queued = [(task, task.attempt) for task in self.tasks if task.status == WAITING and not task.queued]
+            for task, _ in queued:
+                task.queued, task.started = True, time.monotonic()
+        for task, attempt in queued:
+            workers.cpu().submit(self._owner, lambda t=task, a=attempt: self._begin(t, a, spending),
+                                 limit=workers.cpu_share())
+
+    def retry_failed(self, spending: Spending) -> int:
+        """Put the failed tasks a retry can help back in line and run them again; returns how many."""
+        with self._lock:
+            failed = [task for task in self.tasks if task.retryable]
+            for task in failed:
+                task.status, task.error, task.waiting, task.finished = WAITING, None, None, None
+                task.attempt, task.queued = task.attempt + 1, False
+                task.steps = []
+        self.start(spending)
+        return len(failed)
+
+    def cancel_rest(self) -> None:
+        """Stop every task not yet sent: those queued fail at once as cancelled, those in line for the key
+        leave it within a moment; photos already with Novita finish."""
+        self.cancel.set()
+        with self._lock:
+            for task in self.tasks:
+                if task.status == WAITING:
+                    self._fail_locked(task, jobs.Cancelled("Cancelled before it was sent; nothing was spent."))
+
+    def collect(self) -> list[Task]:
+        """Finished tasks not yet handed over (each is returned once), for the page to add to history."""
+        with self._lock:
+            ready = [task for task in self.tasks if task.status == DONE and not task.collected]
+            for task in ready:
+                task.collected = True
+        return ready
+
+    def release(self, kept: Callable[[str], bool]) -> int:
+        """Let go of results already handed over that `kept(item id)` says history no longer holds, so a run
+        never holds more than history does; returns how many. Their rows still say done."""
+        released = 0
+        with self._lock:
+            for task in self.tasks:
+                if task.collected and task.item is not None and not kept(task.item.id):
+                    task.seconds, task.item, task.released = task.item.seconds, None, True
+                    released += 1
+        return released
+
+    def rows(self, describe: Callable[[BaseException], str]) -> list[export.Row]:
+        """Every task as a line of the results ZIP's manifest, with its image while it is kept; `describe`
+        turns a failure into its sentence (that is the Streamlit side's job)."""
+        with self._lock:
+            return [export.Row(t.source_name, t.prompt, self.image_type, self.engine, item=t.item,
+                               error=None if t.error is None else describe(t.error),
+                               seconds=t.seconds if t.released else None) for t in self.tasks]
+
+    @property
+    def _owner(self) -> Hashable:
+        return self.owner if self.owner is not None else id(self)
+
+    # --- the workers' side ------------------------------------------------------------------------------
+
+    def _current(self, task: Task, attempt: int, status: str = WAITING) -> bool:
+        """True while this attempt of the task is still the live one, in `status`."""
+        return task.attempt == attempt and task.status == status
+
+    def _begin(self, task: Task, attempt: int, spending: Spending) -> None:
+        """CPU pool: prepare the photo; the offline engine then runs here too, a Novita send is queued."""
+        if not self._current(task, attempt) or self.cancel.is_set():
+            return
+        try:
+            if task.prepared is None:
+                task.stage = "Preparing the photo"
+                task.prepared = images.prepare(task.data or b"", task.source_name)
+            task.data = None  # the prepared copy is all that is needed from here on
+            if self.engine == engines.NOVITA:
+                workers.sends().submit(self._owner, lambda: self._send(task, attempt, spending),
+                                       limit=spending.concurrency)
+                return
+            with self._lock:
+                if not self._current(task, attempt) or self.cancel.is_set():
+                    return
+                task.status = RUNNING
+            task.started = time.monotonic()
+            task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
+                                   progress=task._progress)
+            self._finish(task, attempt, spending)
+        except Exception as exc:  # one photo's failure never stops the others
+            self._fail(task, attempt, exc)
+
+    def _send(self, task: Task, attempt: int, spending: Spending) -> None:
+        """Send pool: reserve, wait in the key's line, call Novita; the previews go back to the CPU pool."""
+        with self._lock:  # the one place that decides a task gets a slot: not once it was cancelled
+            if not self._current(task, attempt) or self.cancel.is_set():
+                return
+            task.status = RUNNING
+        try:
+            if task.reply is None:
+                task.started = time.monotonic()  # its time at Novita and after, not its wait for a worker
+                task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
+                                       api_key=spending.api_key, cost=spending.price, ledger=spending.ledger,
+                                       account=spending.account, owner_key=self.owner_key, cancel=self.cancel,
+                                       progress=task._progress)
+        except Exception as exc:
+            self._fail(task, attempt, exc)
+            return
+        workers.cpu().submit(self._owner, lambda: self._finish_safely(task, attempt, spending),
+                             limit=workers.cpu_share())
+
+    def _finish_safely(self, task: Task, attempt: int, spending: Spending) -> None:
+        try:
+            self._finish(task, attempt, spending)
+        except Exception as exc:
+            self._fail(task, attempt, exc)
+
+    def _finish(self, task: Task, attempt: int, spending: Spending) -> None:
+        item = jobs.finish(task.prepared, task.prepared.preview, task.prompt, self.image_type, task.reply,
+                           engine=self.engine, source_name=task.source_name, cost=spending.price,
+                           started=task.started, progress=task._progress)
+        if self.keep is not None and task.attempt == attempt:
+            self.keep(item)  # kept before the page hears of it: a tab closed meanwhile loses nothing
+        with self._lock:
+            if task.attempt != attempt:
+                return
+            task.steps.append("Done")
+            task.item, task.status, task.finished, task.waiting = item, DONE, time.monotonic(), None
+            # what made it is in the history item now; the run keeps no second copy
+            task.reply = task.prepared = task.data = None
+
+    def _fail(self, task: Task, attempt: int, exc: Exception) -> None:
+        if not isinstance(exc, jobs.EXPECTED):
+            log.error("run: unexpected failure", exc_info=exc)
+        with self._lock:
+            if task.attempt == attempt and task.status in (WAITING, RUNNING):  # not one already cancelled
+                self._fail_locked(task, exc)
+
+    def _fail_locked(self, task: Task, exc: BaseException) -> None:
+        """Mark a task failed; keep only what a retry needs: nothing when a retry cannot help, else its
+        prepared photo (the upload itself only when it was never prepared) and a reply already paid for."""
+        task.status, task.error, task.waiting, task.finished = FAILED, exc, None, time.monotonic()
+        if not can_retry(exc):
+            task.data = task.prepared = task.reply = None
+        elif task.prepared is not None:
+            task.data = None
+

@@ -1,0 +1,125 @@
+"""Process-wide bounded workers, fair between sessions.
+
+Two pools are made once per process: one for sends (requests that wait on Novita; its size is the
+`SEND_WORKERS` setting) and one for CPU work (preparing photos, previews, the offline engine; sized to the
+CPUs). Each pool keeps one queue per owner (a browser session) and serves the owners in turn, so a person's
+50-photo batch does not make another person's single photo wait behind all of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable
+
+from services import config
+
+log = logging.getLogger(__name__)
+
+
+class FairPool:
+    """A fixed number of daemon threads serving per-owner queues round-robin; an owner may be held to at
+    most `limit` jobs at once (per `submit`)."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self.size = max(1, int(size))
+        self._cond = threading.Condition()
+        self._queues: dict[Hashable, deque[Callable[[], None]]] = {}
+        self._turns: deque[Hashable] = deque()  # owners with queued work, next to be served first
+        self._running: dict[Hashable, int] = {}
+        self._limits: dict[Hashable, int] = {}
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+                         for i in range(self.size)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, owner: Hashable, job: Callable[[], None], *, limit: int | None = None) -> None:
+        """Queue `job` for `owner`; at most `limit` of this owner's jobs run at once (None: any number)."""
+        with self._cond:
+            self._queues.setdefault(owner, deque()).append(job)
+            self._limits[owner] = limit or self.size
+            if owner not in self._turns:
+                self._turns.append(owner)
+            self._cond.notify()
+
+    def pending(self, owner: Hashable) -> int:
+        """Jobs of `owner` queued or running."""
+        with self._cond:
+            return len(self._queues.get(owner, ())) + self._running.get(owner, 0)
+
+    def _next(self) -> tuple[Hashable, Callable[[], None]] | None:
+        """The first owner in turn that may run one more job, and its oldest job; that owner goes last."""
+        for _ in range(len(self._turns)):
+            owner = self._turns.popleft()
+            queue = self._queues.get(owner)
+            if not queue:
+                self._queues.pop(owner, None)
+                continue
+            if self._running.get(owner, 0) >= self._limits.get(owner, self.size):
+                self._turns.append(owner)
+                continue
+            job = queue.popleft()
+            if queue:
+                self._turns.append(owner)
+            else:
+                del self._queues[owner]
+            self._running[owner] = self._running.get(owner, 0) + 1
+            return owner, job
+        return None
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while (picked := self._next()) is None:
+                    self._cond.wait()
+            owner, job = picked
+            try:
+                job()
+            except Exception:  # a job reports its own failures; this only keeps the worker alive
+                log.exception("worker: a job failed outside its own error handling")
+            finally:
+                with self._cond:
+                    self._running[owner] -= 1
+                    if not self._running[owner]:
+                        del self._running[owner]
+                        if owner not in self._queues:
+                            self._limits.pop(owner, None)  # hold no reference to a session that is done
+                    self._cond.notify_all()
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (a Community Cloud box may offer fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_lock = threading.Lock()
+_pools: dict[str, FairPool] = {}
+
+
+def _pool(name: str, size: Callable[[], int]) -> FairPool:
+    with _lock:
+        if name not in _pools:
+            _pools[name] = FairPool(size(), name)
+        return _pools[name]
+
+
+def sends() -> FairPool:
+    """The process's pool for requests to Novita (`SEND_WORKERS` threads)."""
+    return _pool("send", config.send_workers)
+
+
+def cpu() -> FairPool:
+    """The process's pool for CPU work: a thread per CPU and one spare, which no single session may take
+    (see `cpu_share`), so a newcomer's photo starts at once instead of after a batch's current photos."""
+    return _pool("cpu", lambda: cpu_count() + 1)
+
+
+def cpu_share() -> int:
+    """CPU jobs one session may run at once: all CPUs but one (at least one), so another session's photo
+    finds a thread at once and a CPU not already shared with the batch (the offline engine uses two)."""
+    return max(1, cpu_count() - 1)
