@@ -1,4 +1,4 @@
-"""Replace background: photo → prompt → format → run → slider → download, then this session's gallery."""
+"""Replace background: photo → prompt → format → run → slider → download, then your gallery of results."""
 
 import streamlit as st
 
