@@ -155,6 +155,8 @@ class History:
         within the bounds."""
         if self.store is not None:
             self._keep(item)
+        # a sync may already have read it in from the store, where the run's worker kept it: never twice
+        self._items = [held for held in self._items if held.id != item.id]
         self._items.insert(0, item)
         evicted: list[HistoryItem] = []
         while len(self._items) > 1 and (len(self._items) > self.max_items or self.nbytes > self.max_bytes):

@@ -163,3 +163,13 @@ def test_the_writer_keeps_a_result_from_another_thread_before_the_session_adds_i
     assert [e.id for e in kept.entries(OWNER)] == [made.id]  # kept, though the page never collected it
     history.add(made)  # the page collects it later: nothing is written twice
     assert len(list(kept.root.rglob("*.zip"))) == 1 and [i.prompt for i in attached(kept)] == ["made in a worker"]
+
+
+def test_a_result_read_in_by_a_sync_before_the_page_collects_it_is_held_once(kept):
+    history = History()
+    history.attach(kept, OWNER)
+    made = item("kept by the worker")
+    history.writer()(made)
+    history.sync(force=True)  # a rerun between the worker keeping it and the page collecting it
+    history.add(made)
+    assert [i.id for i in history] == [made.id]
