@@ -14,6 +14,7 @@ from components.runner import (count_paid, engine, note_evicted, ordinal, owner_
 from components.text import escape_markdown
 from services import batch as batches
 from services import config, export
+from services.uploads import photos_from_uploads
 
 STATE_ICONS = {batches.WAITING: ":material/schedule:", batches.RUNNING: ":material/progress_activity:",
                batches.DONE: ":material/check_circle:", batches.FAILED: ":material/error:"}
@@ -42,7 +43,7 @@ def start_batch() -> None:
         return
     st.session_state["batch.run.message"] = None
     uploads = [(f.name, f.getvalue()) for f in st.session_state.get("batch.upload") or []]
-    photos, skipped = batches.photos_from_uploads(uploads)
+    photos, skipped = photos_from_uploads(uploads)
     prompt = (st.session_state.get("batch.prompt") or "").strip()
     if not photos:
         st.session_state["batch.run.message"] = " ".join(skipped) or "Add some photos first (or a ZIP of photos)."

@@ -111,7 +111,7 @@ def prepare(data: bytes, filename: str | None = None) -> PreparedImage:
     """Turn an uploaded photo into the payload for Novita: the original bytes when they already qualify,
     else an upright image fitted inside FIT_EDGE x FIT_EDGE as PNG (transparency) or JPEG, with notices;
     and the slider's preview of it, made from the same decode."""
-    opened = _open(data, _label(filename))
+    opened = _open(data, label(filename))
     if _reusable_jpeg(opened):
         # Sent untouched, so its pixels are only needed for the preview: a reduced-scale decode reads (and
         # so checks) the whole file at a fraction of the cost of a full one.
@@ -229,7 +229,7 @@ def _open(data: bytes, label: str) -> _Opened:
         msg = f"{label} is empty (0 bytes). Choose the photo again, or export it again from its app."
         raise ImageError(msg)
     if len(data) > MAX_FILE_BYTES:
-        megabytes = _megabytes(len(data))
+        megabytes = megabytes(len(data))
         msg = f"{label} is {megabytes} MB; the limit is 30 MB. Export a smaller JPEG and try again."
         raise ImageError(msg)
     kind = sniff_format(data)
@@ -399,14 +399,14 @@ def _image_type(image_type: str) -> str:
     return name
 
 
-def _label(filename: str | None) -> str:
+def label(filename: str | None) -> str:
     """How messages name the file: its base name quoted, cut short and stripped of control characters."""
     name = re.split(r"[\\/]", filename or "")[-1]
     name = "".join(ch for ch in name if ch.isprintable())[:80]
     return f"“{name}”" if name else "This file"
 
 
-def _megabytes(size: int) -> str:
+def megabytes(size: int) -> str:
     """Size in MB for a message; one decimal near the limit so "30 MB; the limit is 30 MB" never shows."""
     megabytes = size / (1024 * 1024)
     return f"{megabytes:.0f}" if megabytes >= 31 else f"{megabytes:.1f}"
