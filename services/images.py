@@ -335,7 +335,7 @@ def _check_decode_budget(image: Image.Image, label: str) -> None:
         copies = 8
     needed = width * height * (_pixel_bytes(image.mode) + copies)
     if needed > MAX_DECODE_BYTES:
-        msg = (f"{label} is {width} × {height} pixels: opening it would take {needed // 2**20} MB of memory, "
+        msg = (f"{label} is {width} × {height} pixels: opening it would take {-(-needed // 2**20)} MB of memory, "
                f"more than the {MAX_DECODE_BYTES // 2**20} MB this app allows one photo. Resize it to "
                "2048 × 2048 pixels or less (or save it as a JPEG), then retry.")
         raise ImageError(msg)

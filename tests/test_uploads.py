@@ -182,8 +182,8 @@ def test_a_member_whose_header_lies_is_read_only_up_to_the_limit(real_mb, claime
     archive = lying_zip("liar.jpg", real_mb * MB, claimed)
     (got, skipped), peak = peak_while(lambda: uploads.photos_from_uploads([("liar.zip", archive)]))
     assert got == []
-    assert skipped == ["“liar.jpg” in “liar.zip” could not be read (damaged, encrypted or bigger than it says). "
-                       "Add that photo on its own."]
+    assert skipped == ["“liar.jpg” in “liar.zip” could not be read (damaged, encrypted or bigger than it "
+                       "says). Add that photo on its own."]
     bound = min(claimed, images.MAX_FILE_BYTES) * 1.15 + 3 * MB  # a buffer's growth, a chunk or two beyond
     assert peak < bound, f"{peak / MB:.1f} MB held for a {real_mb} MB member that claims {claimed} bytes"
 
