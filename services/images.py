@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import re
 import struct
 import threading
@@ -25,10 +26,11 @@ MAX_FILE_BYTES = 30 * 1024 * 1024  # hard cap on the uploaded file
 FIT_EDGE = 2048  # box to fit into (2048 x 2048)
 MAX_SOURCE_PIXELS = 64_000_000  # decompression-bomb guard, checked from the header before decoding pixels
 # What decoding and fitting one photo may hold, judged from its header before decoding (after a JPEG's
-# reduced-scale draft): 48 MP of colour, 25 MP with transparency, 64 MP of 16-bit grey.
+# reduced-scale draft): 50 MP of colour, 25 MP with transparency, 22 MP of palette, 64 MP of 16-bit grey.
 MAX_DECODE_BYTES = 192 * 1024 * 1024
 MAX_PAGES = 100  # a TIFF's pages are found by walking all those before: counted up to here, never further
-DECODE_SLOTS = 2  # photos decoded at once in the whole process: a small shared box has 1-2 CPUs and 1-3 GB
+# Photos decoded at once in the whole process: a small shared box has 1-2 CPUs and 1-3 GB
+DECODE_SLOTS = max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
 PREVIEW_EDGE = 800  # slider previews (long edge)
 THUMB_EDGE = 256  # gallery thumbnails (long edge)
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
@@ -509,5 +511,5 @@ def label(filename: str | None) -> str:
 
 def megabytes(size: int) -> str:
     """Size in MB for a message; one decimal near the limit so "30 MB; the limit is 30 MB" never shows."""
-    megabytes = size / (1024 * 1024)
-    return f"{megabytes:.0f}" if megabytes >= 31 else f"{megabytes:.1f}"
+    size_mb = size / (1024 * 1024)
+    return f"{size_mb:.0f}" if size_mb >= 31 else f"{size_mb:.1f}"
