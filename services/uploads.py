@@ -28,7 +28,8 @@ _MB = 1024 * 1024
 
 def photos_from_uploads(files: Iterable[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
     """Expand uploads (photos and ZIPs of photos) into the (name, bytes) pairs one batch takes, skipping
-    folders and hidden files in ZIPs; also return one sentence for each file left out, naming the limit."""
+    folders and hidden files in ZIPs; also return sentences about the files left out, each naming the file
+    and the limit (the first MAX_NOTES one by one, the rest counted; those past the budget in one)."""
     budget = _Budget()
     for name, data in files:
         if budget.full is not None:
