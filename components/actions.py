@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import inputs, messages, session
-from services import batch, budget, config, engines, quota, runs
+from services import budget, config, engines, quota, runs, uploads
 
 RUN_PAGES = ("replace", "variants", "batch")
 
@@ -104,7 +104,7 @@ def start_batch() -> None:
     page.message = None
     if is_running("batch"):
         return
-    photos, skipped = batch.photos_from_uploads(inputs.uploaded_photos())
+    photos, skipped = uploads.photos_from_uploads(inputs.uploaded_photos())
     prompt = inputs.prompt("batch.prompt")
     if not photos:
         page.message = " ".join(skipped) or "Add some photos first (or a ZIP of photos)."

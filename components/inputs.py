@@ -8,7 +8,7 @@ import streamlit as st
 from components import session
 from components.text import escape_markdown
 from services import samples
-from services.batch import MAX_PHOTOS
+from services.uploads import MAX_PHOTOS
 from services.config import PROMPT_MAX_CHARS
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "bmp", "tif", "tiff", "gif"]

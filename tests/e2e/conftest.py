@@ -164,6 +164,14 @@ def app_offline(request, stub_server) -> AppServer:
     return _serve(request, "offline", {"NOVITA_BASE_URL": stub_server.base_url})
 
 
+@pytest.fixture(scope="module")
+def app_alone(request, stub_server) -> AppServer:
+    """The app as `app_novita` sets it up, in a process of its own for one test module: the memory and CPU
+    that process uses are that module's doing alone."""
+    return _serve(request, f"alone-{request.module.__name__.rsplit('.', 1)[-1]}",
+                  {"NOVITA_API_KEY": E2E_KEY, "NOVITA_BASE_URL": stub_server.base_url, "NOVITA_TIMEOUT": "3"})
+
+
 @pytest.fixture(scope="session")
 def app_insecure(request) -> AppServer:
     """The app with a key and a plain-http, non-loopback Novita address, which it must refuse."""
