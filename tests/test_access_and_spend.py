@@ -103,16 +103,16 @@ def test_with_app_password_only_the_gate_shows_until_the_right_password(novita_e
     assert navigation and navigation[-1].position == Navigation.Position.HIDDEN
 
     timings = []
-    for guess in ("open sesame", "letmein please"):
+    for guess in ("open sesame", "letmein please", "hunter2 again"):
         started = time.monotonic()
         at.text_input(key="gate.password").input(guess).run()
         timings.append(time.monotonic() - started)
         assert not at.exception
         assert "not right" in texts(at.error)
         assert_only_the_gate(at)
-    # every wrong answer is slowed down, and the delay grows
-    assert timings[0] >= 0.45
-    assert timings[1] >= 0.9 and timings[1] > timings[0]
+    # after each wrong answer the next one waits its turn, and the wait grows (lower bounds only)
+    assert timings[1] >= 0.45
+    assert timings[2] >= 0.9
 
     at.text_input(key="gate.password").input(PASSWORD).run()
     assert not at.exception and not at.error
@@ -123,7 +123,7 @@ def test_with_app_password_only_the_gate_shows_until_the_right_password(novita_e
     assert at.radio(key="engine_preference").label == "Engine"  # the sidebar is there now
     assert not [t for t in at.text_input if t.key == "gate.password"]
     assert at.session_state["gate.password"] == ""  # the field was cleared, never sent back
-    for secret in (PASSWORD, "open sesame", "letmein please"):
+    for secret in (PASSWORD, "open sesame", "letmein please", "hunter2 again"):
         assert not shown_anywhere(sent, secret), secret
 
     # it stays open for this session
