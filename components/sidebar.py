@@ -42,6 +42,7 @@ def page_setup() -> None:
     _through_the_router()
     session.init()
     gate.require()
+    session.follow_inputs()  # before any input is drawn: an input missing here was left on another page
     runner.finish_if_done()  # results of runs that ended while the person was on another page
     batch_view.collect()
     sidebar()
