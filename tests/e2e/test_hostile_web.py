@@ -4,10 +4,11 @@ direction overrides into names and prompts; and the slider's third-party script 
 from __future__ import annotations
 
 import io
+import re
 
 from PIL import Image
 
-from tests.e2e.conftest import RUN_TIMEOUT, expect, require_assets
+from tests.e2e.conftest import RUN_TIMEOUT, expect, jpeg, require_assets
 
 require_assets()
 
@@ -40,3 +41,58 @@ def test_a_big_photo_picked_while_typing_the_prompt_is_the_one_used(studio, app_
     expect(app.result_caption(prompt)).to_be_visible(timeout=RUN_TIMEOUT)
     assert "Photo in use: phone.jpg" in app.photo_line()
     assert len(stub.requests) == 1 and stub.requests[0].json["prompt"] == prompt
+
+
+HOSTILE_PROMPT = ("see https://evil.example/x and www.evil.example, mail me@evil.example "
+                  ":smile: :red[red] **bold** <b>tag</b>")
+RLO = "\u202e"
+HOSTILE_NAME = f"www.evil.example {RLO}gpj.exe.jpg"  # shown with the override it reads "…exe.jpg"
+SHOWN_NAME = "www.evil.example gpj.exe.jpg"
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+
+
+def assert_shown_as_text(app, *texts: str) -> None:
+    """No link, formatting or bidi override came out of user text, and the text itself is there literally."""
+    page = app.page
+    links = page.eval_on_selector_all(
+        '[data-testid="stMain"] a', "els => els.map(a => a.getAttribute('href') || '')")
+    assert not [href for href in links if "evil" in href or href.startswith("mailto:")], links
+    formatted = page.eval_on_selector_all(  # the gallery's title is bold as a whole; nothing inside it is
+        '[data-testid="stMain"] :is(strong, b, em, code, span[class*="color"])',
+        "els => els.map(e => e.textContent.trim()).filter(t => ['bold', 'tag', 'red'].includes(t))")
+    assert not formatted, formatted
+    body = app.body_text()
+    assert not any(ch in body for ch in BIDI)
+    body = body.replace("\u2060", "")  # the invisible word joiner that keeps a bare address from linking
+    assert "😄" not in body
+    for text in texts:
+        assert text in body, text
+
+
+def test_names_and_prompts_are_shown_as_typed_on_every_page(studio, app_novita, stub):
+    app = studio(app_novita)
+    app.upload(HOSTILE_NAME, jpeg())
+    assert f"Photo in use: {SHOWN_NAME}" in app.photo_line().replace("\u2060", "")
+    app.type_prompt(HOSTILE_PROMPT)
+    app.press_replace()
+    app.wait_for_slider()
+    assert_shown_as_text(app, SHOWN_NAME, f"“{HOSTILE_PROMPT}”", f"{HOSTILE_PROMPT}\n")  # caption, gallery
+    got = app.download()
+    assert got.name == "www-evil-example-gpj-exe-see-https-evil-example-x-and-www-evil.png"  # no override
+
+    app.go_to("Variants")
+    app.page.get_by_label("Idea 1").fill(HOSTILE_PROMPT)
+    app.act(lambda: app.page.get_by_label("Idea 1").press("Enter"))
+    app.act(app.page.get_by_role("button", name="Make variants").click)
+    expect(app.page.get_by_role("button", name="Open in slider")).to_have_count(1, timeout=RUN_TIMEOUT)
+    app.settle()
+    assert_shown_as_text(app, f"“{HOSTILE_PROMPT}”")
+
+    app.go_to("Batch")
+    app.act(lambda: app.page.set_input_files('input[type="file"]', files=[
+        {"name": HOSTILE_NAME, "mimeType": "image/jpeg", "buffer": jpeg()}]))
+    app.type_prompt(HOSTILE_PROMPT)
+    app.page.get_by_role("button", name=re.compile("Replace all backgrounds")).click()
+    expect(app.page.get_by_text(re.compile(r"— done in \d+\.\d s"))).to_have_count(1, timeout=RUN_TIMEOUT)
+    app.settle()
+    assert_shown_as_text(app, f"{SHOWN_NAME} — done in")
