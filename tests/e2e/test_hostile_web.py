@@ -3,12 +3,18 @@ direction overrides into names and prompts; and the slider's third-party script 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
+import json
 import re
 
+import pytest
 from PIL import Image
 
-from tests.e2e.conftest import RUN_TIMEOUT, expect, jpeg, require_assets
+from tests.conftest import ROOT
+from tests.e2e.conftest import (JUXTAPOSE, JUXTAPOSE_FILES, RUN_TIMEOUT, expect, jpeg, juxtapose_version,
+                                require_assets)
 
 require_assets()
 
@@ -96,3 +102,40 @@ def test_names_and_prompts_are_shown_as_typed_on_every_page(studio, app_novita, 
     expect(app.page.get_by_text(re.compile(r"— done in \d+\.\d s"))).to_have_count(1, timeout=RUN_TIMEOUT)
     app.settle()
     assert_shown_as_text(app, f"{SHOWN_NAME} — done in")
+
+
+def sri(path) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(path.read_bytes()).digest()).decode()
+
+
+def test_the_sliders_script_and_stylesheet_are_pinned_and_checked(studio, app_novita, stub):
+    version = juxtapose_version()
+    pinned = json.loads((ROOT / "tests" / "e2e" / "package.json").read_text())["dependencies"]["juxtaposejs"]
+    assert pinned == version, "tests/e2e/package.json and the installed juxtaposejs differ: run npm install"
+    app = studio(app_novita)
+    app.upload("mug.jpg", jpeg())
+    app.replace("in a warehouse")
+    frame = app.wait_for_slider()
+    tags = frame.eval_on_selector_all(
+        "script[src], link[rel=stylesheet]",
+        "els => els.map(e => ({src: e.src || e.href, integrity: e.integrity, cors: e.crossOrigin}))")
+    expected = {f"build/{rel}": sri(JUXTAPOSE / rel) for rel, _ in JUXTAPOSE_FILES.values()}
+    assert len(tags) == 2, tags
+    for tag in tags:
+        rel = next(r for r in expected if tag["src"].endswith(r))
+        assert f"/juxtaposejs@{version}/" in tag["src"] and "latest" not in tag["src"], tag
+        assert tag["integrity"] == expected[rel] and tag["cors"] == "anonymous", tag
+    assert app.drag_slider(0.25) == pytest.approx(25, abs=6)  # the checked script still runs the slider
+
+
+def test_a_changed_script_is_refused_by_the_browser(studio, app_novita, stub):
+    app = studio(app_novita)
+    tampered = (JUXTAPOSE / "js/juxtapose.min.js").read_bytes() + b"\n/* changed on the CDN */"
+    app.page.context.route("**/cdn.jsdelivr.net/npm/juxtaposejs@*/build/js/*", lambda route: route.fulfill(
+        body=tampered, content_type="application/javascript", headers={"Access-Control-Allow-Origin": "*"}))
+    app.upload("mug.jpg", jpeg())
+    with app.page.expect_console_message(lambda m: "integrity" in m.text, timeout=RUN_TIMEOUT) as message:
+        app.type_prompt("in a warehouse")
+        app.press_replace()
+    assert "blocked" in message.value.text
+    assert app.slider_frame().locator(".jx-slider").count() == 0
