@@ -78,12 +78,14 @@ def describe(error: BaseException, *, owner_key: bool) -> tuple[str, bool]:
     return sentence, jobs.retryable(error)
 
 
-def paused_sentence(kind: str, seconds_left: float) -> str:
-    """What everyone is told while the app holds off sending on the owner's key."""
+def paused_sentence(kind: str, seconds_left: float, *, offline_instead: bool = False) -> str:
+    """What everyone is told while the app holds off sending on the owner's key; `offline_instead` when
+    Automatic already makes the results with the offline studio meanwhile."""
     why = PAUSED.get(kind, "Novita refused this app's key")
     minutes = max(1, round(seconds_left / 60))
-    return (f"Novita is paused for everyone for about {minutes} min: {why}. The owner has been told. "
-            f"{OFFLINE_STILL_WORKS}")
+    then = ("Meanwhile results are made by the offline studio; for photographic scenes, paste your own Novita "
+            "key in the sidebar." if offline_instead else OFFLINE_STILL_WORKS)
+    return f"Novita is paused for everyone for about {minutes} min: {why}. The owner has been told. {then}"
 
 
 def _novita_sentence(error: novita.NovitaError, *, owner_key: bool) -> str:

@@ -37,7 +37,8 @@ def engine_note(chosen: str) -> None:
     """Say plainly which engine will run and what it can do, and when Novita is paused for everyone."""
     pause = owner_pause() if st.session_state["engine_preference"] != engines.OFFLINE else None
     if pause is not None:
-        st.warning(messages.paused_sentence(pause.kind, pause.seconds_left), icon=":material/pause_circle:")
+        st.warning(messages.paused_sentence(pause.kind, pause.seconds_left, offline_instead=chosen == engines.OFFLINE),
+                   icon=":material/pause_circle:")
     if chosen == engines.NOVITA and not session.api_key():
         st.warning("Novita is selected but no API key is set. Paste your key in the sidebar, "
                    "or choose Automatic to use the offline studio.", icon=":material/key_off:")
