@@ -14,7 +14,8 @@ MARKDOWN_SPECIALS = frozenset("\\`*_[]<>#|~$&:")
 # The page turns bare web and e-mail addresses into links after Markdown is parsed, so escapes cannot stop
 # it; an invisible word joiner inside "https://", "www." and before "@" breaks the pattern it looks for.
 JOINER = "\u2060"
-_BARE_LINK = re.compile(r"(?i)(?<=\bhttp)(?=s?\\:)|(?<=\bwww)(?=\.)|(?=@)")
+_BARE_LINK = re.compile(  # only where a link would really form: an address follows, not a bare "https://"
+    r"(?i)(?<=\bhttp)(?=s?\\://[-\w])|(?<=\bwww)(?=\.[-\w])|(?<=[-\w.+])(?=@[-\w]+\.[-\w])")
 _MARKER = re.compile(r"^([ \t]*)([-+=])", re.MULTILINE)  # a list item or a setext heading's underline
 _NUMBERED = re.compile(r"^([ \t]*\d+)([.)])", re.MULTILINE)  # "1. " starts a numbered list
 

@@ -37,3 +37,12 @@ def test_a_download_name_carries_no_override():
     name = download_name("invoice\u202egpj.exe.jpg", "on a\u2067 beach", "png")
     assert name == "invoicegpj-exe-on-a-beach.png"
     assert not set(name) & BIDI_CONTROLS
+
+
+@pytest.mark.parametrize("sentence", [
+    "NOVITA_BASE_URL uses plain http:// to a host; use https:// instead.",
+    "Write to the owner @ the office.",
+    "www is not an address",
+])
+def test_a_scheme_or_at_sign_with_no_address_after_it_is_left_alone(sentence):
+    assert JOINER not in escape_markdown(sentence)
