@@ -27,40 +27,24 @@ FORMATS = {
 }
 
 
-def _take(key: str, source: str) -> None:
-    """on_change of the uploader and the camera: prepare the new file, or forget a removed one."""
-    file = st.session_state.get(key)
-    if file is None:
-        session.clear_photo(source)
-    else:
-        session.set_photo(file.name, file.getvalue(), source)
-
-
-def _take_sample() -> None:
-    title = st.session_state.get("sample")
-    if title:
-        name, data = samples.sample(title)
-        session.set_photo(name, data, "sample")
-
-
 def photo_picker() -> session.Photo | None:
     """Upload, camera or sample; returns the prepared photo in use, showing its notices or the refusal."""
     upload, camera, sample = st.tabs(["Upload a photo", "Take a photo", "Try a sample"])
     with upload:
         st.file_uploader(
-            "Photo", type=UPLOAD_TYPES, key="upload", on_change=_take, args=("upload", "upload"),
+            "Photo", type=UPLOAD_TYPES, key="upload",
             help="JPEG, PNG, WEBP, HEIC (iPhone), AVIF, BMP, TIFF or GIF, up to 30 MB.",
         )
     with camera:
         # The camera asks for permission when shown, so it stays off until a person wants it.
         if st.toggle("Use my camera", key="camera_on"):
-            st.camera_input("Take a photo", key="camera", on_change=_take, args=("camera", "camera"))
+            st.camera_input("Take a photo", key="camera")
     with sample:
-        st.pills("Sample photos", list(samples.SAMPLES), key="sample", on_change=_take_sample)
+        st.pills("Sample photos", list(samples.SAMPLES), key="sample")
 
+    photo = session.photo()  # follows the inputs' values as drawn in this run
     if session.photo_error():
         st.error(escape_markdown(session.photo_error()), icon=":material/image_not_supported:")
-    photo = session.photo()
     if photo is not None:
         width, height = photo.prepared.original_size
         left, right = st.columns([1, 3], vertical_alignment="center")

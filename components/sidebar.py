@@ -38,6 +38,7 @@ def page_setup() -> None:
     _through_the_router()
     session.init()
     gate.require()
+    session.follow_inputs()  # before any input is drawn: an input missing here was left on another page
     actions.collect()  # results of runs that ended while the person was on another page
     sidebar()
 
