@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from components import session, tally
+from components import messages, session, tally
 from components.compare import compare
 from components.results import describe, download_button
 from components.runner import (count_paid, engine, note_evicted, ordinal, owner_images_left, plural,
@@ -127,7 +127,8 @@ def _rows(run: batches.Batch) -> None:
             st.markdown(f"{STATE_ICONS[task.status]} **{name}** — done in {task.seconds:.1f} s; no longer kept "
                         "(removed from History)")
         elif task.status == batches.FAILED:
-            st.markdown(f"{STATE_ICONS[task.status]} **{name}** — failed: {escape_markdown(task.error or '')}")
+            reason = messages.describe(task.error, owner_key=run.owner_key)[0] if task.error is not None else ""
+            st.markdown(f"{STATE_ICONS[task.status]} **{name}** — failed: {escape_markdown(reason)}")
         elif task.status == batches.RUNNING and (waiting := task.waiting) is not None:  # read once: it may clear
             place, seconds = waiting
             st.markdown(f"{STATE_ICONS[batches.WAITING]} **{name}** — the shared key is busy: "
@@ -182,7 +183,7 @@ def outcome(run_key: str, *, label: str, rows: bool = True) -> None:
         st.button(f"Retry failed ({failed})", key=f"{run_key}.retry", on_click=retry, args=(run_key,),
                   icon=":material/refresh:")
     if done:
-        rows_ = run.rows()
+        rows_ = run.rows(lambda error: messages.describe(error, owner_key=run.owner_key)[0])
         st.download_button("Download all (ZIP)", data=lambda: export.zip_results(rows_),
                            file_name=f"{label}-results.zip", mime="application/zip", on_click="ignore",
                            key=f"{run_key}.zip", icon=":material/folder_zip:", type="primary")

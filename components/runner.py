@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import session
+from components import messages, session
 from components.text import escape_markdown
 from services import config, engines, jobs, offline, quota
 
@@ -15,13 +15,30 @@ def shared_limiter() -> quota.Limiter:
     return quota.from_settings()
 
 
+def owner_pause() -> quota.Suspended | None:
+    """The pause on the owner's key after Novita refused it, when this session would send on that key."""
+    owner = config.api_key()
+    if st.session_state["user_api_key"] or not owner:
+        return None
+    try:
+        return shared_limiter().suspended(quota.bucket_for(owner))
+    except Exception:  # a limiter store that cannot answer must not take the page down
+        return None
+
+
 def engine() -> str:
-    """The engine the next run uses, from the sidebar's choice and whether a key is set."""
-    return engines.choose(st.session_state["engine_preference"], has_key=bool(session.api_key()))
+    """The engine the next run uses, from the sidebar's choice and whether a usable key is set: Automatic
+    falls back to the offline studio while the owner's key is paused."""
+    usable = bool(session.api_key()) and owner_pause() is None
+    return engines.choose(st.session_state["engine_preference"], has_key=usable)
 
 
 def engine_note(chosen: str) -> None:
-    """Say plainly which engine will run and what it can do."""
+    """Say plainly which engine will run and what it can do, and when Novita is paused for everyone."""
+    pause = owner_pause() if st.session_state["engine_preference"] != engines.OFFLINE else None
+    if pause is not None:
+        st.warning(messages.paused_sentence(pause.kind, pause.seconds_left, offline_instead=chosen == engines.OFFLINE),
+                   icon=":material/pause_circle:")
     if chosen == engines.NOVITA and not session.api_key():
         st.warning("Novita is selected but no API key is set. Paste your key in the sidebar, "
                    "or choose Automatic to use the offline studio.", icon=":material/key_off:")
@@ -138,7 +155,7 @@ def finish(job: jobs.Job) -> None:
     if isinstance(job.error, jobs.Cancelled):
         st.session_state["notice"] = str(job.error)
     else:
-        st.session_state["last_error"] = jobs.failure_message(job.error, owner_key=job.owner_key)
+        st.session_state["last_error"] = messages.describe(job.error, owner_key=job.owner_key)
 
 
 def note_evicted(evicted: list) -> None:

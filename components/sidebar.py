@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from components import batch_view, gate, runner, session, tally
+from components import batch_view, gate, messages, runner, session, tally
 from services import config, engines
 
 ENGINE_CHOICES = {
@@ -68,7 +68,11 @@ def sidebar() -> None:
                        icon=":material/key:")
             st.button("Forget my key", on_click=_forget_key, key="forget_key")
         else:
-            if config.api_key():
+            if (pause := runner.owner_pause()) is not None:
+                st.warning(f"Novita is paused for about {max(1, round(pause.seconds_left / 60))} min: "
+                           f"{messages.PAUSED.get(pause.kind, 'Novita refused the app owner key')}. The owner "
+                           "has been told.", icon=":material/pause_circle:")
+            elif config.api_key():
                 st.caption("Novita key: the app owner's key is set.")
             elif st.session_state["engine_preference"] == engines.AUTO:
                 st.caption("No Novita key is set, so results are made by the offline studio. "

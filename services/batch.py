@@ -39,7 +39,7 @@ class Task:
     prepared: images.PreparedImage | None = None
     before_preview: bytes | None = None
     status: str = WAITING
-    error: str | None = None
+    error: Exception | None = None  # why it failed: facts, turned into a sentence by the page
     retryable: bool = False
     item: HistoryItem | None = None
     collected: bool = False  # moved into history already
@@ -115,10 +115,12 @@ class Batch:
                     released += 1
         return released
 
-    def rows(self) -> list[export.Row]:
-        """Every task as a line of the results ZIP's manifest, with its image while it is kept."""
+    def rows(self, describe: Callable[[Exception], str]) -> list[export.Row]:
+        """Every task as a line of the results ZIP's manifest, with its image while it is kept; `describe`
+        says a failure in words."""
         with self._lock:
-            return [export.Row(t.source_name, t.prompt, self.image_type, self.engine, item=t.item, error=t.error,
+            return [export.Row(t.source_name, t.prompt, self.image_type, self.engine, item=t.item,
+                               error=describe(t.error) if t.error is not None else None,
                                seconds=t.seconds if t.released else None) for t in self.tasks]
 
     def collect(self) -> list[Task]:
@@ -150,7 +152,7 @@ class Batch:
                         task.status = RUNNING
                     task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
                                            api_key=api_key, limiter=limiter, cancel=self.cancel,
-                                           progress=functools.partial(_note_wait, task))
+                                           progress=functools.partial(_note_wait, task), owner_key=self.owner_key)
                 finally:
                     slots.release()
             item = jobs.finish(task.prepared, task.before_preview, task.prompt, self.image_type, task.reply,
@@ -175,12 +177,11 @@ class Batch:
         return True
 
     def _failed(self, task: Task, exc: Exception) -> None:
-        message, retryable = jobs.failure_message(exc, owner_key=self.owner_key)
-        retryable = retryable or isinstance(exc, jobs.Cancelled)  # a cancelled photo can be run later
-        if message == jobs.UNEXPECTED:
+        retryable = jobs.retryable(exc) or isinstance(exc, jobs.Cancelled)  # a cancelled photo can be run later
+        if not isinstance(exc, jobs.EXPECTED):
             log.exception("batch: unexpected failure", exc_info=exc)
         with self._lock:
-            task.status, task.error, task.retryable = FAILED, message, retryable
+            task.status, task.error, task.retryable = FAILED, exc, retryable
 
 
 def _note_wait(task: Task, stage=None, step=None, waiting: tuple[int, float] | bool | None = None) -> None:

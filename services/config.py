@@ -98,3 +98,12 @@ def batch_concurrency() -> int:
         return min(8, max(1, int(setting("BATCH_CONCURRENCY", "4"))))
     except ValueError:
         return 4
+
+
+def owner_pause_seconds() -> float:
+    """How long nothing is sent on the owner's key after Novita refused it for credit, key, access,
+    verification or billing (`NOVITA_OWNER_PAUSE_SECONDS`), default 300."""
+    try:
+        return max(0.0, float(setting("NOVITA_OWNER_PAUSE_SECONDS", "300")))
+    except ValueError:
+        return 300.0

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from services import engines, images, novita
 from services.history import HistoryItem
 from services.images import PreparedImage
-from services.quota import Limiter, bucket_for
+from services import config
+from services.quota import Limiter, Suspended, bucket_for
 
 log = logging.getLogger(__name__)
 RATE_LIMIT_BACKOFF = 15.0  # seconds every session holds off after a 429 that said nothing about when
 RATE_LIMIT_HOLD_MAX = 60.0  # a 429 asking for longer holds everyone this long at most; the person retries
-UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
-              "happening, try another photo.")
 Progress = Callable[..., None]
 
 
@@ -65,52 +64,40 @@ def start(prepared: PreparedImage, before_preview: bytes, prompt: str, image_typ
     return job
 
 
-OWNER_KEY_MESSAGES = {
-    novita.InsufficientBalanceError: ("The demo's Novita credits are used up. Tell the owner of this app, or "
-                                      "paste your own key in the sidebar; the offline studio still works.",
-                                      "the account has no balance left: top it up at novita.ai"),
-    novita.AuthenticationError: ("The demo's Novita key is not valid. Tell the owner of this app, or paste "
-                                 "your own key in the sidebar; the offline studio still works.",
-                                 "the key was refused: set a valid NOVITA_API_KEY in the app's secrets"),
-}
+EXPECTED = (images.ImageError, novita.NovitaError, Cancelled, Suspended)  # failures with a known sentence
 
 
-def failure_message(error: BaseException, *, owner_key: bool = False) -> tuple[str, bool]:
-    """(sentence for the person, whether a one-click retry makes sense) for any failure of a run. When the
-    app owner's key was refused, people are told to tell the owner, and the log tells the owner what to do."""
-    owner = next((m for cls, m in OWNER_KEY_MESSAGES.items() if isinstance(error, cls)), None)
-    if owner and owner_key:
-        log.warning("Novita refused the app owner's key (%s): %s.", getattr(error, "reason", None), owner[1])
-        return owner[0], False
+def retryable(error: BaseException) -> bool:
+    """Whether the same run, sent again as it is, may succeed: never for a refused photo or a paused key."""
     if isinstance(error, novita.NovitaError):
-        return error.user_message, error.retryable
-    if isinstance(error, (images.ImageError, Cancelled)):
-        return str(error), False
-    return UNEXPECTED, True
+        return error.retryable
+    return not isinstance(error, EXPECTED)
 
 
 def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str, *, engine: str,
               source_name: str, api_key: str | None = None, cost: float = 0.0, limiter: Limiter | None = None,
-              cancel: threading.Event | None = None, progress: Progress | None = None) -> HistoryItem:
+              cancel: threading.Event | None = None, progress: Progress | None = None,
+              owner_key: bool = False) -> HistoryItem:
     """Run one replacement to the end, in the calling thread: wait for a slot, call the engine, make the
     previews. `progress` hears (stage, step done, place in line); no Streamlit is touched here."""
     started = time.monotonic()
     result = send(prepared, prompt, image_type, engine=engine, api_key=api_key, limiter=limiter, cancel=cancel,
-                  progress=progress)
+                  progress=progress, owner_key=owner_key)
     return finish(prepared, before_preview, prompt, image_type, result, engine=engine, source_name=source_name,
                   cost=cost, started=started, progress=progress)
 
 
 def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, api_key: str | None = None,
          limiter: Limiter | None = None, cancel: threading.Event | None = None,
-         progress: Progress | None = None) -> engines.ReplaceResult:
+         progress: Progress | None = None, owner_key: bool = False) -> engines.ReplaceResult:
     """The first half of `make_item`: wait for a slot on the shared key, then call the engine; its reply
-    comes back checked and decoded."""
+    comes back checked and decoded. Nothing is sent on a key paused after an owner-side refusal."""
     report = progress or _silent
     width, height = prepared.size
     report(step=f"Prepared the photo: {width} × {height} {prepared.format.upper()}")
     bucket = bucket_for(api_key) if engine == engines.NOVITA and api_key and limiter is not None else None
     if bucket is not None:
+        _raise_if_paused(limiter, bucket)  # before waiting in line for a slot that could not be used
         report(stage="Waiting for a free slot on the shared key")
         try:
             granted = limiter.acquire(bucket, cancel=cancel,
@@ -121,6 +108,8 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
         report(waiting=False)
         if not granted:
             raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
+        if bucket is not None:
+            _raise_if_paused(limiter, bucket)  # another session's refusal may have come in while this one waited
     report(stage="Sending the photo to Novita and waiting for the new background" if engine == engines.NOVITA
            else "Cutting out the subject and painting a backdrop")
     try:
@@ -129,6 +118,9 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
         if bucket is not None:  # every session holds off, not only this one
             wait = exc.retry_after if exc.retry_after is not None else RATE_LIMIT_BACKOFF
             limiter.penalize(bucket, min(wait, RATE_LIMIT_HOLD_MAX))
+        raise
+    except novita.APIStatusError as exc:
+        _refused(exc, prepared, limiter if owner_key else None, bucket)
         raise
     report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s")
     return result
@@ -150,6 +142,31 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
     )
 
 
+def _raise_if_paused(limiter: Limiter, bucket: str) -> None:
+    paused = limiter.suspended(bucket)
+    if paused is not None:
+        raise paused
+
+
+def _refused(error: novita.APIStatusError, prepared: PreparedImage, limiter: Limiter | None,
+             bucket: str | None) -> None:
+    """Tell the owner, in the log, what a refusal asks of them; pause the owner's key when sending on it
+    again cannot work until they act. `limiter` is None on a key the person pasted: theirs to fix."""
+    if error.kind in ("photo_limits", "photo_format"):
+        log.error("Novita refused a prepared photo (%s, %s × %s, %d bytes %s): %s; a fault of this app's "
+                  "preparation", error.reason or error.status, *prepared.size, len(prepared.data),
+                  prepared.format, error.fix)
+    elif error.actor == novita.OWNER and limiter is not None:
+        if error.stops_key and bucket is not None:
+            seconds = config.owner_pause_seconds()
+            limiter.suspend(bucket, seconds, error.kind)
+            log.warning("Novita refused the app owner's key (%s): %s. Nothing is sent on it for %.0f s.",
+                        error.reason or error.status, error.fix, seconds)
+        else:
+            log.warning("Novita refused a request on the app owner's key (%s): %s.", error.reason or error.status,
+                        error.fix)
+
+
 def _silent(stage=None, step=None, waiting=None) -> None:
     """A `progress` that tells no one."""
 
@@ -167,10 +184,10 @@ def _run(job: Job, prepared: PreparedImage, before_preview: bytes, api_key: str 
     try:
         job.item = make_item(prepared, before_preview, job.prompt, job.image_type, engine=job.engine,
                              source_name=job.source_name, api_key=api_key, cost=cost, limiter=limiter,
-                             cancel=job.cancel, progress=progress)
+                             cancel=job.cancel, progress=progress, owner_key=job.owner_key)
         job.steps.append("Done")
     except Exception as exc:  # every failure goes back to the page, which decides what the person sees
-        if not isinstance(exc, (images.ImageError, novita.NovitaError, Cancelled)):
+        if not isinstance(exc, EXPECTED):
             log.exception("replace-background: unexpected failure")
         job.error = exc
     finally:

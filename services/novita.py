@@ -1,8 +1,9 @@
 """The thin client for Novita's `POST /v3/replace-background`, and its error tree.
 
-Every request goes through `replace_background()`. Retries come from urllib3's `Retry` and happen
-only where the server cannot have processed (so cannot have charged) the request: connection errors,
-429 and 503. Everything else surfaces as a typed `NovitaError` carrying a sentence for people.
+Every request goes through `replace_background()`. urllib3's `Retry` re-sends only where the server cannot
+have processed (so cannot have charged) the request: a refused connection, and a 429. A 503 follows the
+policy written beside `SERVICE_UNAVAILABLE_RETRY_WITHIN`. Errors carry facts only (status, Novita's reason
+and message, request id, what kind of fault and who must act); the page turns them into sentences.
 """
 
 from __future__ import annotations
@@ -29,58 +30,97 @@ PATH = "/v3/replace-background"
 IMAGE_TYPES = ("png", "webp", "jpeg")
 RETRY_AFTER_MAX = 30.0  # a longer wait is the person's call, not an automatic one
 BODY_EXCERPT = 300
+# A 503 is re-sent once, and only when it came back within this many seconds: a quick 503 is traffic
+# shaping that refused the call before any work; a slow one may be a gateway that gave up on a generation
+# still running behind it, and re-sending that could be charged twice.
+SERVICE_UNAVAILABLE_RETRY_WITHIN = 5.0
+SERVICE_UNAVAILABLE_BACKOFF = 1.0
+
+# Who must act on a failure: the person (their photo, their prompt, or try again later), or the app's
+# owner (credit, key, access, verification, billing, the app's own set-up).
+PERSON, OWNER = "person", "owner"
+# The owner-side refusals after which sending on that key again cannot work until the owner acts.
+KEY_STOPPERS = frozenset({"balance", "key", "access", "verification", "billing"})
 
 
 class NovitaError(Exception):
-    """Base of every failure; `user_message` is one sentence for people, `retryable` offers a retry."""
+    """Base of every failure. `kind` names the fault for the page's sentence, `actor` who must act,
+    `retryable` whether a one-click retry makes sense. str(err) is for logs and holds no secret."""
 
     retryable = True
-
-    def __init__(self, message: str, user_message: str | None = None) -> None:
-        super().__init__(message)
-        self.user_message = user_message or message
+    kind = "unexpected"
+    actor = PERSON
 
 
 class ConfigurationError(NovitaError):
-    """The app is set up wrong (no key, unsafe base URL, bad timeout); fixing it needs the owner."""
+    """The app is set up wrong or the key is unusable; `kind` is "no_key", "key_chars" or "settings"."""
 
     retryable = False
+    actor = OWNER
+
+    def __init__(self, message: str, kind: str = "settings") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class APIConnectionError(NovitaError):
     """Novita could not be reached, or the connection broke before a full reply."""
 
+    kind = "unreachable"
+
 
 class APITimeoutError(APIConnectionError):
-    """Novita did not answer within the read timeout."""
+    """Novita did not answer in time: `seconds` is the limit that ran out, `connecting` says which."""
+
+    kind = "timeout"
+
+    def __init__(self, message: str, *, seconds: float, connecting: bool = False) -> None:
+        super().__init__(message)
+        self.seconds, self.connecting = seconds, connecting
 
 
 class InvalidResponseError(NovitaError):
     """A 200 whose body is not a usable image."""
 
+    kind = "unreadable"
+
 
 class APIStatusError(NovitaError):
-    """Novita answered with an error status; `message` is Novita's own text when it sent one."""
+    """Novita answered with an error; the facts of its body are kept as they came."""
 
     retryable = False
 
-    def __init__(self, user_message: str, *, status: int, reason: str | None, message: str | None,
-                 request_id: str | None) -> None:
+    def __init__(self, *, status: int, reason: str | None, message: str | None, request_id: str | None,
+                 kind: str, actor: str, fix: str) -> None:
         detail = f"HTTP {status}" + (f" {reason}" if reason else "") + (f": {message}" if message else "")
-        super().__init__(detail, user_message)
+        super().__init__(detail)
         self.status, self.reason, self.message, self.request_id = status, reason, message, request_id
+        self.kind, self.actor, self.fix = kind, actor, fix
+
+    @property
+    def stops_key(self) -> bool:
+        """True when no request on this key can work until its owner acts (credit, key, access…)."""
+        return self.kind in KEY_STOPPERS
 
 
 class BadRequestError(APIStatusError):
-    """400/413/422: the photo or the prompt was refused."""
+    """400/413/422: the photo, the prompt or the request was refused."""
 
 
 class AuthenticationError(APIStatusError):
-    """401/403: the key is missing, wrong, or has no access."""
+    """401/403: the key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but the account may not use this API yet (access, verification, billing)."""
 
 
 class InsufficientBalanceError(APIStatusError):
-    """403 NOT_ENOUGH_BALANCE: the account has no credits left."""
+    """The account has no credit left (400 BILLING_BALANCE_NOT_ENOUGH, or 403 NOT_ENOUGH_BALANCE)."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the path or the base URL is wrong."""
 
 
 class RateLimitError(APIStatusError):
@@ -88,8 +128,8 @@ class RateLimitError(APIStatusError):
 
     retryable = True
 
-    def __init__(self, user_message: str, *, retry_after: float | None = None, **kwargs) -> None:
-        super().__init__(user_message, **kwargs)
+    def __init__(self, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.retry_after = retry_after
 
 
@@ -97,6 +137,82 @@ class ServerError(APIStatusError):
     """5xx: Novita or a gateway in front of it failed."""
 
     retryable = True
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the error table: the class raised, the fault's kind, who must act, what to fix (logs)."""
+
+    cls: type[APIStatusError]
+    kind: str
+    actor: str
+    fix: str
+
+
+# Novita's published error table for image APIs, row by row (../shared/NOVITA_API.md), then the spellings
+# its LLM APIs use for the same faults. Classified by reason first; `BY_STATUS` covers unknown reasons.
+BY_REASON: dict[str, Row] = {
+    "INVALID_REQUEST_BODY": Row(BadRequestError, "request", OWNER,
+                                "Novita called the request malformed: a fault of this app, not of the photo"),
+    "IMAGE_FILE_EXCEEDS_MAX_SIZE": Row(BadRequestError, "photo_limits", PERSON,
+                                       "the prepared photo is over Novita's file size: preparation should prevent it"),
+    "INVALID_IMAGE_FORMAT": Row(BadRequestError, "photo_format", PERSON,
+                                "Novita refused the prepared photo's format: preparation should prevent it"),
+    "IMAGE_EXCEEDS_MAX_RESOLUTION": Row(BadRequestError, "photo_limits", PERSON,
+                                        "the prepared photo is over Novita's resolution: preparation should prevent it"),
+    "INVALID_IMAGE_SIZE": Row(BadRequestError, "photo_limits", PERSON,
+                              "the prepared photo's width or height is over Novita's limit: preparation should prevent it"),
+    "ILLEGAL_PROMPT": Row(BadRequestError, "prompt_refused", PERSON, "content moderation refused the prompt"),
+    "ILLEGAL_IMAGE_CONTENT": Row(BadRequestError, "photo_refused", PERSON, "content moderation refused the photo"),
+    "BILLING_BALANCE_NOT_ENOUGH": Row(InsufficientBalanceError, "balance", OWNER, "top up the Novita account"),
+    "MISSING_API_KEY": Row(BadRequestError, "request", OWNER,
+                           "no key reached Novita: check NOVITA_API_KEY and that no proxy strips Authorization"),
+    "INVALID_API_KEY": Row(AuthenticationError, "key", OWNER,
+                           "the key is wrong or revoked: set a valid NOVITA_API_KEY in the app's secrets"),
+    "API_NOT_ALLOWED": Row(PermissionDeniedError, "access", OWNER,
+                           "the key may not use replace-background: enable the API for the Novita account"),
+    "NEED_REAL_NAME_VERIFY": Row(PermissionDeniedError, "verification", OWNER,
+                                 "finish the Novita account's verification"),
+    "BILLING_AUTH_FAILED": Row(PermissionDeniedError, "billing", OWNER,
+                               "billing could not authorise the call: fix the Novita account's billing"),
+    "API_NOT_FOUND": Row(NotFoundError, "setup", OWNER, "wrong path or base URL: check NOVITA_BASE_URL"),
+    "RATE_LIMIT_EXCEEDED": Row(RateLimitError, "rate_limit", PERSON, "over the key's images-per-minute limit"),
+    "BILLING_FAILED": Row(ServerError, "novita", PERSON, "Novita's billing failed on its side"),
+    "TASK_FAILED": Row(ServerError, "novita", PERSON, "Novita's engine failed on its side"),
+    "CREATE_TASK_FAILED": Row(ServerError, "novita", PERSON, "Novita could not create the task"),
+    # Spellings of Novita's LLM APIs for the same faults.
+    "NOT_ENOUGH_BALANCE": Row(InsufficientBalanceError, "balance", OWNER, "top up the Novita account"),
+    "FAILED_TO_AUTH": Row(AuthenticationError, "key", OWNER,
+                          "the key was refused: set a valid NOVITA_API_KEY in the app's secrets"),
+}
+
+# When the reason is missing or unknown: the status decides.
+BY_STATUS: dict[int, Row] = {
+    400: Row(BadRequestError, "refused", PERSON, "Novita refused the photo or the prompt"),
+    401: Row(AuthenticationError, "key", OWNER, "the key was refused: set a valid NOVITA_API_KEY"),
+    403: Row(AuthenticationError, "key", OWNER, "the key was refused: set a valid NOVITA_API_KEY"),
+    404: Row(NotFoundError, "setup", OWNER, "wrong path or base URL: check NOVITA_BASE_URL"),
+    413: Row(BadRequestError, "photo_limits", PERSON, "a proxy or Novita found the request too large"),
+    422: Row(BadRequestError, "refused", PERSON, "Novita refused the photo or the prompt"),
+    429: Row(RateLimitError, "rate_limit", PERSON, "over the key's images-per-minute limit"),
+    502: Row(ServerError, "gateway", PERSON, "Novita's gateway failed"),
+    503: Row(ServerError, "unavailable", PERSON, "Novita is overloaded or down"),
+    504: Row(ServerError, "gateway", PERSON, "Novita's gateway timed out"),
+}
+SERVER_ROW = Row(ServerError, "novita", PERSON, "Novita's side failed")
+UNEXPECTED_ROW = Row(APIStatusError, "unexpected", OWNER, "an unexpected status: check NOVITA_BASE_URL")
+
+
+def classify(status: int, reason: str | None, message: str | None = None) -> Row:
+    """The table row for an error reply: by Novita's reason first, then by status."""
+    row = BY_REASON.get((reason or "").strip().upper())
+    if row is not None:
+        return row
+    if status == 403 and "balance" in f"{reason} {message}".lower():  # unknown spelling of "no credit"
+        return BY_REASON["NOT_ENOUGH_BALANCE"]
+    if status in BY_STATUS:
+        return BY_STATUS[status]
+    return SERVER_ROW if status >= 500 else UNEXPECTED_ROW
 
 
 @dataclass(frozen=True)
@@ -128,7 +244,7 @@ RETRY = _PaidRetry(
     read=False,  # the request may have been processed: never re-send a paid call, and keep ReadTimeout as is
     other=0,
     status=3,
-    status_forcelist=(429, 503),  # rejected before any work
+    status_forcelist=(429,),  # rejected before any work; 503 has its own policy (see replace_background)
     allowed_methods=frozenset({"POST"}),
     backoff_factor=0.5,
     backoff_max=4.0,
@@ -156,13 +272,9 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png", *, ap
         raise ConfigurationError(msg)
     key = config.api_key(api_key)
     if key and not (key.isascii() and key.isprintable() and " " not in key):
-        msg = ("That API key has characters a Novita key never has (spaces, quotes or symbols from "
-               "copying). Paste the key again exactly as Novita shows it.")
-        raise ConfigurationError(msg)
+        raise ConfigurationError("the API key has characters a Novita key never has", "key_chars")
     if not key:
-        msg = ("No Novita API key is set. Paste your own key in the sidebar, or ask the app's owner to add "
-               "NOVITA_API_KEY to the app's secrets.")
-        raise ConfigurationError(msg)
+        raise ConfigurationError("no Novita API key is set (NOVITA_API_KEY)", "no_key")
     try:
         url = config.base_url(base_url) + PATH
         read_timeout = config.timeout(timeout)
@@ -177,44 +289,70 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png", *, ap
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
                "Accept": "application/json"}
     started = time.monotonic()
-    try:
-        response = _session().post(url, json=body, headers=headers, timeout=(config.CONNECT_TIMEOUT, read_timeout))
-        content = response.content  # read fully here so a reset mid-reply is a connection error
-    except requests.ConnectTimeout:
-        msg = "Could not reach Novita in time. Check the connection and press Try again."
-        raise APITimeoutError(msg) from None
-    except requests.Timeout:
-        msg = (f"Novita took longer than {read_timeout:g} s to answer. Press Try again in a moment, or try "
-               "a smaller photo.")
-        raise APITimeoutError(msg) from None
-    except requests.RequestException as exc:
-        log.warning("replace-background: connection failed (%s)", type(exc).__name__)
-        msg = "Could not reach Novita, or the connection broke. Check the connection and press Try again."
-        raise APIConnectionError(msg) from None
+    response, content = _post(url, body, headers, read_timeout)
+    wait = _resend_after_503(response, time.monotonic() - started)
+    if wait is not None:
+        log.info("replace-background: quick 503; sending once more in %.1f s", wait)
+        time.sleep(wait)
+        response, content = _post(url, body, headers, read_timeout)
     seconds = time.monotonic() - started
     request_id = response.headers.get("X-Request-Id") or response.headers.get("X-Trace-Id")
     log.info("replace-background: HTTP %s in %.2f s (request id %s)", response.status_code, seconds, request_id)
     if response.status_code != 200:
         raise status_error(response.status_code, content, response.headers, request_id, secret=key)
-    data, converted, decoded = _decode_image(content, image_type)
+    data, converted, decoded = _decode_image(content, image_type, response.headers, request_id, key)
     return ReplaceResult(data, image_type, seconds, request_id, converted, decoded)
 
 
-def _decode_image(content: bytes, image_type: str) -> tuple[bytes, bool, Image.Image]:
+def _post(url: str, body: dict, headers: dict, read_timeout: float) -> tuple[requests.Response, bytes]:
+    """One POST through the session's retries; connection faults become typed errors."""
+    try:
+        response = _session().post(url, json=body, headers=headers, timeout=(config.CONNECT_TIMEOUT, read_timeout))
+        return response, response.content  # read fully here so a reset mid-reply is a connection error
+    except requests.ConnectTimeout:
+        raise APITimeoutError("connecting to Novita timed out", seconds=config.CONNECT_TIMEOUT,
+                              connecting=True) from None
+    except requests.Timeout:
+        raise APITimeoutError(f"no reply within {read_timeout:g} s", seconds=read_timeout) from None
+    except requests.RequestException as exc:
+        log.warning("replace-background: connection failed (%s)", type(exc).__name__)
+        raise APIConnectionError(f"connection failed ({type(exc).__name__})") from None
+
+
+def _resend_after_503(response: requests.Response, seconds: float) -> float | None:
+    """Seconds to wait before the one re-send a 503 allows, or None when it must not be re-sent: a 503
+    that took long may come from a gateway that gave up on work still running (see the constant)."""
+    if response.status_code != 503 or seconds > SERVICE_UNAVAILABLE_RETRY_WITHIN:
+        return None
+    wait = _retry_after(response.headers)
+    if wait is None:
+        return SERVICE_UNAVAILABLE_BACKOFF
+    return wait if wait <= RETRY_AFTER_MAX else None
+
+
+def _decode_image(content: bytes, image_type: str, headers, request_id: str | None,
+                  secret: str) -> tuple[bytes, bool, Image.Image]:
     """The image bytes from a 200 body (converted to `image_type` when Novita sent another type), and
-    their decoded pixels, which prove the image whole and serve the previews."""
-    unreadable = "Novita's reply could not be read as an image. Press Try again."
+    their decoded pixels, which prove the image whole and serve the previews. A 200 that carries Novita's
+    error shape and no image is that error."""
     try:
         payload = json.loads(content)
+    except ValueError:
+        raise InvalidResponseError("reply body is not JSON") from None
+    if isinstance(payload, dict) and "image_file" not in payload and ("reason" in payload or "code" in payload):
+        code = payload.get("code")
+        status = code if isinstance(code, int) and 400 <= code < 600 else 500
+        raise status_error(status, content, headers, request_id, secret=secret)
+    try:
         encoded = payload["image_file"]
         if "," in encoded[:100] and encoded.startswith("data:"):
             encoded = encoded.split(",", 1)[1]
         data = base64.b64decode(encoded, validate=True)
     except (ValueError, TypeError, KeyError, binascii.Error):
-        raise InvalidResponseError("reply body is not JSON with base64 image_file", unreadable) from None
+        raise InvalidResponseError("reply body has no base64 image_file") from None
     actual = images.sniff_format(data)
     if actual not in IMAGE_TYPES:
-        raise InvalidResponseError(f"reply image_file is not a png/webp/jpeg image ({actual})", unreadable)
+        raise InvalidResponseError(f"reply image_file is not a png/webp/jpeg image ({actual})")
     try:
         # Every byte is decoded, so a cut-off image is caught here, not in the browser; a JPEG in the
         # requested type only at the scale its previews need.
@@ -223,7 +361,7 @@ def _decode_image(content: bytes, image_type: str) -> tuple[bytes, bool, Image.I
         decoded = images.open_image(data)
         return images.encode(decoded, image_type), True, decoded
     except images.ImageError:
-        raise InvalidResponseError("reply image could not be decoded", unreadable) from None
+        raise InvalidResponseError("reply image could not be decoded") from None
 
 
 def _parse_error_body(content: bytes) -> tuple[str | None, str | None]:
@@ -235,7 +373,7 @@ def _parse_error_body(content: bytes) -> tuple[str | None, str | None]:
     if isinstance(payload, dict):
         reason = payload.get("reason")
         message = payload.get("message") or payload.get("error") or payload.get("msg")
-        return (str(reason) if reason else None, str(message)[:BODY_EXCERPT] if message else None)
+        return (str(reason)[:80] if reason else None, str(message)[:BODY_EXCERPT] if message else None)
     text = " ".join(content.decode("utf-8", "replace").split())
     if not text or text.startswith("<"):  # an HTML page from a proxy says nothing a person can use
         return None, None
@@ -253,37 +391,16 @@ def _retry_after(headers) -> float | None:
 
 def status_error(status: int, content: bytes, headers, request_id: str | None = None, *,
                  secret: str | None = None) -> APIStatusError:
-    """Map an error reply to its typed error; the one place that knows status → class."""
+    """The typed error for an error reply, from the one table above; never holds the key."""
     reason, message = _parse_error_body(content)
-    if secret and message:
-        message = message.replace(secret, "***")
-    fields = {"status": status, "reason": reason, "message": message, "request_id": request_id}
-    said = f" Novita said: “{message}”." if message else ""
-    if status == 429:
-        wait = _retry_after(headers)
-        when = f"in about {wait:.0f} s" if wait else "in a minute"
-        return RateLimitError(f"Novita is getting too many requests for this key. Try again {when}.",
-                              retry_after=wait, **fields)
-    balance = "balance" in f"{reason} {message}".lower()
-    if status == 403 and balance:
-        return InsufficientBalanceError(
-            "This Novita account has no credits left. Top it up at novita.ai, or use another key.", **fields)
-    if status in (401, 403):
-        return AuthenticationError(
-            "Novita did not accept the API key. Check the key in the sidebar, or ask the app's owner "
-            "to update NOVITA_API_KEY.", **fields)
-    if status == 413:
-        return BadRequestError("The photo is too large for Novita. Try a smaller photo.", **fields)
-    if status in (400, 422):
-        return BadRequestError(f"Novita refused this photo or prompt.{said} Change the prompt or try "
-                               "another photo.", **fields)
-    if status == 503:
-        return ServerError("Novita is overloaded or down for the moment. Try again in a minute.", **fields)
-    if status in (502, 504):
-        return ServerError("Novita's gateway failed or did not answer in time. Press Try again.", **fields)
-    if status >= 500:
-        return ServerError(f"Novita's engine failed on this photo.{said} Press Try again, or try another "
-                           "prompt.", **fields)
-    log.warning("replace-background: unexpected HTTP %s; check NOVITA_BASE_URL", status)
-    return APIStatusError(f"Novita answered with an unexpected error (HTTP {status}). Try again later; if it "
-                          "keeps happening, tell the app's owner.", **fields)
+    if secret:
+        reason = reason.replace(secret, "***") if reason else reason
+        message = message.replace(secret, "***") if message else message
+    row = classify(status, reason, message)
+    fields = {"status": status, "reason": reason, "message": message, "request_id": request_id,
+              "kind": row.kind, "actor": row.actor, "fix": row.fix}
+    if row.cls is RateLimitError:
+        return RateLimitError(retry_after=_retry_after(headers), **fields)
+    if row is UNEXPECTED_ROW:
+        log.warning("replace-background: unexpected HTTP %s; check NOVITA_BASE_URL", status)
+    return row.cls(**fields)

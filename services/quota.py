@@ -25,6 +25,15 @@ POLL = 0.25  # seconds between checks while waiting; also how soon a cancel is n
 OnWait = Callable[[int, float], None]  # (place in line from 1, estimated seconds)
 
 
+class Suspended(Exception):
+    """Sending on this key is paused after an owner-side refusal; nothing was sent. `kind` is the refusal's
+    (e.g. "balance"), `seconds_left` how long the pause still runs."""
+
+    def __init__(self, kind: str, seconds_left: float) -> None:
+        super().__init__(f"sending on this key is paused ({kind}) for {seconds_left:.0f} s more")
+        self.kind, self.seconds_left = kind, seconds_left
+
+
 def bucket_for(api_key: str) -> str:
     """The budget's name for a key: a hash, so the key itself is never held or stored."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:24]
@@ -39,6 +48,7 @@ class Limiter:
         self._cond = threading.Condition()
         self._queues: dict[str, deque] = {}
         self._head_wait: dict[str, tuple[float, float]] = {}  # bucket → (seconds the head must wait, when said)
+        self._paused: dict[str, tuple[float, str]] = {}  # bucket → (monotonic end of the pause, refusal kind)
 
     # The store: `_take` grants a slot or returns the seconds until one may be free.
     def _take(self, bucket: str) -> float:
@@ -51,6 +61,19 @@ class Limiter:
     def penalize(self, bucket: str, seconds: float) -> None:
         """Hold every caller of this bucket for `seconds` (Novita answered 429 anyway)."""
         raise NotImplementedError
+
+    def suspend(self, bucket: str, seconds: float, kind: str) -> None:
+        """Send nothing on this bucket for `seconds`: its owner must act first (credit, key, access…)."""
+        with self._cond:
+            self._paused[bucket] = (time.monotonic() + max(0.0, seconds), kind)
+            self._cond.notify_all()
+
+    def suspended(self, bucket: str) -> Suspended | None:
+        """The pause on this bucket while it runs, else None."""
+        with self._cond:
+            until, kind = self._paused.get(bucket, (0.0, ""))
+        left = until - time.monotonic()
+        return Suspended(kind, left) if left > 0 else None
 
     def acquire(self, bucket: str, *, cancel: threading.Event | None = None, on_wait: OnWait | None = None,
                 timeout: float | None = None) -> bool:
@@ -181,6 +204,27 @@ class RedisLimiter(Limiter):
         self._penalize_script(keys=self._keys(bucket)[1:], args=[max(1, int(seconds * 1000))])
         with self._cond:
             self._cond.notify_all()
+
+    def suspend(self, bucket: str, seconds: float, kind: str) -> None:
+        super().suspend(bucket, seconds, kind)  # this process holds off even while Redis cannot be reached
+        try:
+            self._redis.set(f"{self._prefix}{bucket}:paused", kind, px=max(1, int(seconds * 1000)))
+        except Exception as exc:  # the other replicas learn of it from their own first refusal
+            log.warning("could not share the pause through Redis (%s)", type(exc).__name__)
+
+    def suspended(self, bucket: str) -> Suspended | None:
+        local = super().suspended(bucket)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.get(f"{self._prefix}{bucket}:paused")
+            pipe.pttl(f"{self._prefix}{bucket}:paused")
+            kind, ttl_ms = pipe.execute()
+        except Exception:  # Redis down: what this process knows still holds
+            return local
+        if kind is None or ttl_ms is None or ttl_ms <= 0:
+            return local
+        shared = Suspended(kind.decode() if isinstance(kind, bytes) else str(kind), ttl_ms / 1000.0)
+        return shared if local is None or shared.seconds_left > local.seconds_left else local
 
 
 def from_settings() -> Limiter:

@@ -31,8 +31,36 @@ MAX_IMAGE_BYTES = 30 * 1024 * 1024
 MAX_EDGE = 4096
 MAX_BODY_BYTES = 48 * 1024 * 1024  # like a proxy's body cap: base64 of 30 MB plus room
 
-# JSON error bodies as seen from the live API: (status, reason, message).
+# Novita's published error table for image APIs (../shared/NOVITA_API.md), each fault named by its reason:
+# (status, reason, message).
+DOCUMENTED_ERRORS = {
+    reason: (status, reason, message) for reason, status, message in [
+        ("INVALID_REQUEST_BODY", 400, "invalid request body"),
+        ("IMAGE_FILE_EXCEEDS_MAX_SIZE", 400, "image file exceeds max size"),
+        ("INVALID_IMAGE_FORMAT", 400, "invalid image format"),
+        ("IMAGE_EXCEEDS_MAX_RESOLUTION", 400, "image exceeds max resolution"),
+        ("INVALID_IMAGE_SIZE", 400, "invalid image size"),
+        ("ILLEGAL_PROMPT", 400, "prompt contains illegal content"),
+        ("ILLEGAL_IMAGE_CONTENT", 400, "image contains illegal content"),
+        ("BILLING_BALANCE_NOT_ENOUGH", 400, "insufficient balance"),
+        ("MISSING_API_KEY", 400, "missing api key"),
+        ("INVALID_API_KEY", 403, "invalid api key"),
+        ("API_NOT_ALLOWED", 403, "api not allowed"),
+        ("NEED_REAL_NAME_VERIFY", 403, "need real name verify"),
+        ("BILLING_AUTH_FAILED", 403, "billing auth failed"),
+        ("API_NOT_FOUND", 404, "api not found"),
+        ("RATE_LIMIT_EXCEEDED", 429, "rate limit exceeded"),
+        ("BILLING_FAILED", 500, "billing failed"),
+        ("TASK_FAILED", 500, "task failed"),
+        ("CREATE_TASK_FAILED", 500, "create task failed"),
+        # the spellings of Novita's LLM APIs for the same faults
+        ("NOT_ENOUGH_BALANCE", 403, "Insufficient balance"),
+        ("FAILED_TO_AUTH", 401, "failed to authenticate API key"),
+    ]
+}
+# JSON error bodies by short names the tests have long used: (status, reason, message).
 JSON_ERRORS = {
+    **DOCUMENTED_ERRORS,
     "400": (400, "INVALID_REQUEST_BODY", "prompt contains forbidden words"),
     "401": (401, "FAILED_TO_AUTH", "failed to authenticate API key"),
     "403-key": (403, "INVALID_API_KEY", "invalid api-key"),
@@ -72,6 +100,7 @@ def _truncated_image(image_type: str) -> str:
 
 OTHER_TYPE = {"png": "webp", "webp": "png", "jpeg": "png"}
 FAULTS = frozenset({*JSON_ERRORS, *HTML_ERRORS, *BAD_200, "timeout", "reset", "other-type"})
+RETRY_AFTER_STATUSES = (429, 503)
 
 
 @dataclass(frozen=True)
@@ -80,9 +109,10 @@ class Fault:
 
     name: str
     retry_after: float | str | None = None  # "429": Retry-After value (default 1); "503": sent when set
-    delay: float | None = None  # "timeout": seconds to hang before answering (default 5)
+    delay: float | None = None  # "timeout": seconds to hang before answering (default 5); JSON errors: before erring
     status: int | None = None  # JSON error faults: override the status code (e.g. 422)
     message: str | None = None  # JSON error faults: override Novita's message
+    in_200: bool = False  # JSON error faults: send the error body with HTTP 200 and no image
 
     def __post_init__(self) -> None:
         if self.name not in FAULTS:
@@ -251,10 +281,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._normal(body)
         name = fault.name
         if name in JSON_ERRORS:
+            if fault.delay:  # a gateway that gives up after a long wait
+                stub._sleep(fault.delay)
             status, reason, message = JSON_ERRORS[name]
-            asks_wait = name == "429" or (name == "503" and fault.retry_after is not None)
+            status = fault.status or status
+            asks_wait = name == "429" or (status in RETRY_AFTER_STATUSES and fault.retry_after is not None)
             headers = {"Retry-After": _seconds(fault.retry_after)} if asks_wait else {}
-            return self._error(fault.status or status, reason, fault.message or message, headers)
+            return self._error(status, reason, fault.message or message, headers,
+                               http_status=200 if fault.in_200 else None)
         if name in HTML_ERRORS:
             status, title = HTML_ERRORS[name]
             return self._send(fault.status or status, _html(title), "text/html")
@@ -278,14 +312,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _normal(self, body: bytes, answer_type: str | None = None):
         if self.command != "POST" or self.path != PATH:
-            return self._error(*JSON_ERRORS["404"], metadata=False)
+            return self._error(*JSON_ERRORS["API_NOT_FOUND"], metadata=False)
         auth = self.headers.get("Authorization") or ""
         scheme, _, key = auth.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            return self._error(*JSON_ERRORS["401"])
+            return self._error(*JSON_ERRORS["MISSING_API_KEY"])
         valid = self.server.stub.valid_keys
         if valid is not None and key.strip() not in valid:
-            return self._error(*JSON_ERRORS["403-key"], metadata=False)
+            return self._error(*JSON_ERRORS["INVALID_API_KEY"], metadata=False)
         try:
             img, prompt, image_type = _parse(body)
         except BadRequest as exc:
@@ -302,11 +336,11 @@ class _Handler(BaseHTTPRequestHandler):
             return "png"
         return wanted if wanted in IMAGE_TYPES else "png"
 
-    def _error(self, status, reason, message, headers=None, *, metadata=True):
+    def _error(self, status, reason, message, headers=None, *, metadata=True, http_status=None):
         payload = {"code": status, "reason": reason, "message": message, "metadata": {}}
         if not metadata:
             del payload["metadata"]
-        self._send(status, json.dumps(payload).encode(), headers=headers)
+        self._send(http_status or status, json.dumps(payload).encode(), headers=headers)
 
     def _send(self, status, body: bytes, content_type="application/json", headers=None, *, cut=None):
         if self.answer_at is not None:
@@ -434,11 +468,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", choices=sorted(FAULTS), help="answer every request with this fault")
     parser.add_argument("--retry-after", help="Retry-After for --fault 429")
     parser.add_argument("--delay", type=float, help="hang time for --fault timeout")
+    parser.add_argument("--in-200", action="store_true", help="send a JSON --fault's error body with HTTP 200")
     parser.add_argument("--valid-key", action="append", help="accept only these keys (repeatable)")
     args = parser.parse_args(argv)
     stub = NovitaStub(latency=args.latency, valid_keys=args.valid_key, host=args.host, port=args.port)
     if args.fault:
-        stub.always(Fault(args.fault, retry_after=args.retry_after, delay=args.delay))
+        stub.always(Fault(args.fault, retry_after=args.retry_after, delay=args.delay, in_200=args.in_200))
     with stub:
         print(f"Novita stand-in on {stub.base_url} (use it as NOVITA_BASE_URL); Ctrl-C stops it", flush=True)
         try:

@@ -290,32 +290,40 @@ def test_sessions_share_the_keys_budget_and_each_sees_its_place_in_line(novita_e
 def test_owner_key_refusals_say_whose_problem_it_is_and_no_key_is_ever_shown(novita_env, sent):
     at = give_photo(new_app().run())
 
-    novita_env.script("403-balance")
+    novita_env.script("BILLING_BALANCE_NOT_ENOUGH")
     replace(at, "in a warehouse")
     assert not at.exception
     error = texts(at.error)
-    assert "credits are used up" in error and "Tell the owner" in error
-    assert "offline studio" in error
+    assert "out of credit" in error and "owner has been told" in error and "offline studio" in error
+    assert "prompt" not in error.replace("photo and prompt are fine", "")
 
-    novita_env.script("403-key")
+    # the owner's key is paused for everyone: the page says so before anyone presses the button, Automatic
+    # makes the next result offline, and an explicit Novita run gets the sentence; nothing more is sent
+    assert "paused" in texts(at.sidebar.warning) and "paused for everyone" in texts(at.warning)
     replace(at, "in a warehouse")
-    error = texts(at.error)
-    assert "key is not valid" in error and "Tell the owner" in error
+    assert not at.error and next(iter(at.session_state["history"])).engine == "offline"
+    at.radio(key="engine_preference").set_value("novita").run()
+    replace(at, "in a warehouse")
+    assert "paused for everyone" in texts(at.error) and "out of credit" in texts(at.error)
+    assert len(novita_env.requests) == 1
+    at.radio(key="engine_preference").set_value("auto").run()
 
-    # with the person's own key, the same refusal is theirs to fix: Novita's general sentence
+    # with the person's own key, the same refusal is theirs to fix, and the owner's pause does not apply
     at.text_input(key="key_field").input(OWN_KEY).run()
     assert at.session_state["user_api_key"] == OWN_KEY and at.session_state["key_field"] == ""
     assert "your own Novita key" in texts(at.sidebar.success)
     novita_env.script("403-balance")
     replace(at, "in a warehouse")
     assert novita_env.requests[-1].headers["Authorization"] == f"Bearer {OWN_KEY}"
-    general = novita.status_error(403, b'{"code":403,"reason":"NOT_ENOUGH_BALANCE","message":"Insufficient balance"}',
-                                  {}).user_message
     error = texts(at.error)
-    assert general in error
-    assert "Tell the owner" not in error and "demo's" not in error
+    assert "Your Novita account has no credit left" in error
+    assert "owner" not in error and "paused" not in error
+
+    novita_env.script("403-key")
+    replace(at, "in a warehouse")
+    assert "did not accept your API key" in texts(at.error)
 
     assert len(novita_env.requests) == 3
-    assert len(at.session_state["history"]) == 0
+    assert len(at.session_state["history"]) == 1  # the offline result made during the pause
     for secret in (TEST_KEY, OWN_KEY):
         assert not shown_anywhere(sent, secret), "an API key reached the browser"

@@ -81,13 +81,13 @@ def test_example_prompt_fills_the_prompt(app):
     assert app.pills(key="prompt_example").value is None
 
 
-def test_refused_prompt_shows_novitas_message_and_keeps_everything(app, novita_env):
+def test_refused_prompt_says_rephrase_it_and_keeps_everything(app, novita_env):
     give_photo(app)
     replace(app, "first", "PNG")
-    novita_env.script("400")
+    novita_env.script("ILLEGAL_PROMPT")
     replace(app, "something forbidden", "WEBP")
     assert not app.exception
-    assert "prompt contains forbidden words" in app.error[0].value
+    assert "Rephrase the prompt" in app.error[0].value and "the photo is fine" in app.error[0].value
     assert app.text_area(key="prompt").value == "something forbidden"
     assert app.radio(key="format").value == "WEBP"
     assert app.session_state["photo"].name == "mug.jpg"

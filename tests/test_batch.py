@@ -14,6 +14,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from components.messages import describe
 from services import batch as batches
 from services import export
 from services.history import History, HistoryItem
@@ -73,6 +74,15 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
         current += delta
         peak = max(peak, current)
     return peak
+
+
+def said(task) -> str:
+    """What the page shows for a failed task."""
+    return describe(task.error, owner_key=False)[0]
+
+
+def said_of(error: Exception) -> str:
+    return describe(error, owner_key=False)[0]
 
 
 def is_sentence(text: str | None) -> bool:
@@ -184,7 +194,7 @@ def test_one_failure_leaves_eleven_results_and_retry_runs_only_that_one(novita_e
     assert run.counts()["done"] == 11 and run.counts()["failed"] == 1
     failed = [t for t in run.tasks if t.status == batches.FAILED]
     assert len(failed) == 1 and failed[0].item is None
-    assert is_sentence(failed[0].error), failed[0].error
+    assert is_sentence(said(failed[0])), failed[0].error
     assert failed[0].retryable
     assert len(stub.requests) == 12
     first = {t.source_name for t in run.collect()}
@@ -211,11 +221,11 @@ def test_a_failure_never_stops_the_others(novita_env):
 
     by_name = {t.source_name: t for t in run.tasks}
     unreadable = by_name["notes.jpg"]
-    assert unreadable.status == batches.FAILED and is_sentence(unreadable.error)
+    assert unreadable.status == batches.FAILED and is_sentence(said(unreadable))
     assert not unreadable.retryable
     refused = [t for t in run.tasks if t.status == batches.FAILED and t is not unreadable]
     assert len(refused) == 1
-    assert "forbidden words" in refused[0].error and not refused[0].retryable
+    assert refused[0].error.reason == "INVALID_REQUEST_BODY" and not refused[0].retryable
     assert run.counts()["done"] == 5
     assert len(stub.requests) == 6  # the unreadable file is never sent
     assert all(t.item is not None for t in run.tasks if t.status == batches.DONE)
@@ -467,7 +477,7 @@ def test_a_batch_holds_no_more_than_history_keeps(app, novita_env):
     assert any(released[0].source_name in text and "no longer kept" in text for text in shown), shown
     assert any("History keeps the latest 2 results" in block.value for block in app.info)
 
-    with zipfile.ZipFile(io.BytesIO(export.zip_results(run.rows()))) as archive:
+    with zipfile.ZipFile(io.BytesIO(export.zip_results(run.rows(said_of)))) as archive:
         manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
         assert len(archive.namelist()) == 3  # two images and the manifest
     statuses = sorted(row["status"] for row in manifest)
@@ -653,7 +663,7 @@ def test_a_photo_whose_slot_comes_free_after_cancel_is_not_sent(novita_env):
     run._prepare(task)
     run._run(task, skipped, threading.BoundedSemaphore(1), TEST_KEY, 0.01, None)
     assert task.prepared is None and task.data is not None  # kept, so a retry can prepare it
-    assert task.status == batches.FAILED and task.retryable and "nothing was" in task.error
+    assert task.status == batches.FAILED and task.retryable and "nothing was" in said(task)
     assert novita_env.requests == []
 
 
@@ -673,7 +683,7 @@ def test_a_result_whose_previews_failed_is_not_paid_for_twice(novita_env, monkey
     start(run)
     wait_finished(run)
     task = run.tasks[0]
-    assert task.status == batches.FAILED and task.retryable and is_sentence(task.error)
+    assert task.status == batches.FAILED and task.retryable and is_sentence(said(task))
     assert run.retry_failed(api_key=TEST_KEY, cost=0.01, limiter=None) == 1
     wait_finished(run)
     assert task.status == batches.DONE and task.item is not None
@@ -701,7 +711,7 @@ def test_cancel_stops_what_is_not_sent_and_retry_runs_it_later(novita_env):
     assert counts[batches.DONE] == 1 and counts[batches.FAILED] == 3
     assert len(novita_env.requests) == 1
     cancelled = [task for task in run.tasks if task.status == batches.FAILED]
-    assert all(task.retryable and "nothing was" in task.error for task in cancelled)
+    assert all(task.retryable and "nothing was" in said(task) for task in cancelled)
 
     assert run.retry_failed(api_key=TEST_KEY, cost=0.01, limiter=MemoryLimiter(100, 60.0)) == 3
     wait_finished(run)

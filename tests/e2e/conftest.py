@@ -150,9 +150,11 @@ def _serve(request, name: str, env: dict[str, str]) -> AppServer:
 
 @pytest.fixture(scope="session")
 def app_novita(request, stub_server) -> AppServer:
-    """The app with the owner key set and Novita at the loopback stand-in; a 3 s read timeout."""
+    """The app with the owner key set and Novita at the loopback stand-in; a 3 s read timeout. No pause
+    after an owner-side refusal: tests that script one must not hold back the rest of the suite (the pause
+    has its own server in test_errors.py)."""
     return _serve(request, "novita", {"NOVITA_API_KEY": E2E_KEY, "NOVITA_BASE_URL": stub_server.base_url,
-                                      "NOVITA_TIMEOUT": "3"})
+                                      "NOVITA_TIMEOUT": "3", "NOVITA_OWNER_PAUSE_SECONDS": "0"})
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,7 @@ def test_api_key_never_reaches_the_browser(studio, app_novita, stub):
     assert_no_key(app)
 
     # A server that echoes the key back in its error message: the page shows the error, not the key.
-    stub.script(Fault("400", message=f"prompt refused for key {E2E_KEY}"))
+    stub.script(Fault("500", status=400, message=f"prompt refused for key {E2E_KEY}"))  # an unknown reason: quoted
     app.type_prompt("something refused")
     app.press_replace()
     error = app.error_box()
