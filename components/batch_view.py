@@ -6,23 +6,22 @@ import time
 
 import streamlit as st
 
-from components import messages, session, tally
+from components import inputs, messages, session, tally
 from components.compare import compare
 from components.results import describe, download_button
-from components.runner import (count_paid, engine, note_evicted, ordinal, owner_images_left, plural,
+from components.runner import (count_paid, engine_for, note_evicted, ordinal, owner_images_left, plural,
                                shared_limiter)
 from components.text import escape_markdown
 from services import batch as batches
-from services import config, export
+from services import config, engines, export
 
 STATE_ICONS = {batches.WAITING: ":material/schedule:", batches.RUNNING: ":material/progress_activity:",
                batches.DONE: ":material/check_circle:", batches.FAILED: ":material/error:"}
 RUNS = ("batch.run", "variants.run")  # session keys of the two kinds of runs
 
 
-def _start(run_key: str, tasks: list[batches.Task], image_type: str) -> None:
+def _start(run_key: str, tasks: list[batches.Task], image_type: str, chosen: str) -> None:
     """Start tasks in the background, unless the session's cap on the owner's key forbids it."""
-    chosen = engine()
     owner_key = not st.session_state["user_api_key"]
     left = owner_images_left(chosen)
     if left is not None and len(tasks) > left:
@@ -44,15 +43,20 @@ def start_batch() -> None:
     uploads = [(f.name, f.getvalue()) for f in st.session_state.get("batch.upload") or []]
     photos, skipped = batches.photos_from_uploads(uploads)
     prompt = (st.session_state.get("batch.prompt") or "").strip()
+    chosen, image_type = engine_for("batch.background"), (st.session_state.get("batch.format") or "PNG").lower()
+    if chosen == engines.CUTOUT:
+        prompt = engines.CUTOUT_PROMPT
     if not photos:
         st.session_state["batch.run.message"] = " ".join(skipped) or "Add some photos first (or a ZIP of photos)."
+    elif chosen == engines.CUTOUT and image_type == "jpeg":
+        st.session_state["batch.run.message"] = inputs.NO_TRANSPARENT_JPEG
     elif not prompt:
         st.session_state["batch.run.message"] = "Write a prompt first: where should the subjects be?"
     else:
         if skipped:
             st.session_state["batch.run.message"] = " ".join(skipped)
         tasks = [batches.Task(name, prompt, data=data) for name, data in photos]
-        _start("batch.run", tasks, (st.session_state.get("batch.format") or "PNG").lower())
+        _start("batch.run", tasks, image_type, chosen)
 
 
 def start_variants() -> None:
@@ -63,15 +67,20 @@ def start_variants() -> None:
     photo = session.photo()
     prompts = [p.strip() for p in (st.session_state.get(f"variants.prompt{i}") or "" for i in range(4))]
     prompts = [p for p in prompts if p]
+    chosen, image_type = engine_for("variants.background"), (st.session_state.get("variants.format") or "PNG").lower()
+    if chosen == engines.CUTOUT:
+        prompts = [engines.CUTOUT_PROMPT]  # no background to vary: one cut-out
     if photo is None:
         st.session_state["variants.run.message"] = "Add a photo first: upload one, take one, or try a sample."
+    elif chosen == engines.CUTOUT and image_type == "jpeg":
+        st.session_state["variants.run.message"] = inputs.NO_TRANSPARENT_JPEG
     elif not prompts:
         st.session_state["variants.run.message"] = "Write at least one prompt (up to four)."
     else:
         st.session_state["variants.picked"] = None
         tasks = [batches.Task(photo.name, prompt, prepared=photo.prepared, before_preview=photo.before_preview)
                  for prompt in prompts]
-        _start("variants.run", tasks, (st.session_state.get("variants.format") or "PNG").lower())
+        _start("variants.run", tasks, image_type, chosen)
 
 
 def is_running(run_key: str) -> bool:

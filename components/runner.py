@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import messages, session
+from components import inputs, messages, session
 from components.text import escape_markdown
 from services import config, engines, jobs, offline, quota
 
@@ -33,8 +33,16 @@ def engine() -> str:
     return engines.choose(st.session_state["engine_preference"], has_key=usable)
 
 
+def engine_for(background_key: str) -> str:
+    """The engine of a page's next run: the transparent cut-out when its Background choice asks for it."""
+    return engines.CUTOUT if inputs.wants_cutout(background_key) else engine()
+
+
 def engine_note(chosen: str) -> None:
     """Say plainly which engine will run and what it can do, and when Novita is paused for everyone."""
+    if chosen == engines.CUTOUT:
+        st.caption("Engine: transparent cut-out, made on this server — no key needed, nothing sent, nothing spent.")
+        return
     pause = owner_pause() if st.session_state["engine_preference"] != engines.OFFLINE else None
     if pause is not None:
         st.warning(messages.paused_sentence(pause.kind, pause.seconds_left, offline_instead=chosen == engines.OFFLINE),
@@ -56,14 +64,20 @@ def request() -> None:
         return
     photo = session.photo()
     prompt = (st.session_state.get("prompt") or "").strip()
+    chosen = engine_for("background")
+    image_type = (st.session_state.get("format") or "PNG").lower()
     if photo is None:
         st.session_state["replace.missing"] = "Add a photo first: upload one, take one, or try a sample above."
         return
-    if not prompt:
+    if chosen == engines.CUTOUT:
+        if image_type == "jpeg":
+            st.session_state["replace.missing"] = inputs.NO_TRANSPARENT_JPEG
+            return
+        prompt = engines.CUTOUT_PROMPT
+    elif not prompt:
         st.session_state["replace.missing"] = ("Write a prompt first: where should the subject be? "
                                                "Or click one of the ideas under the box.")
         return
-    chosen = engine()
     owner_key = not st.session_state["user_api_key"]
     if owner_images_left(chosen) == 0:
         cap = config.max_images_per_session()
@@ -71,7 +85,6 @@ def request() -> None:
             f"This demo allows {plural(cap, 'Novita image')} per session, and this session has used them. "
             "The offline studio still works: choose it in the sidebar, or paste your own Novita key there.")
         return
-    image_type = (st.session_state.get("format") or "PNG").lower()
     st.session_state["last_error"] = None
     job = jobs.start(photo.prepared, photo.before_preview, prompt, image_type, engine=chosen,
                      source_name=photo.name, api_key=session.api_key(), cost=config.price_per_image(),

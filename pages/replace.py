@@ -1,4 +1,4 @@
-"""Replace background: photo → prompt → format → run → slider → download, then this session's gallery."""
+"""Replace background: photo → background → prompt → format → run → slider → download, then the gallery."""
 
 import streamlit as st
 
@@ -11,10 +11,11 @@ st.title("Replace background")
 st.caption("Give a photo, say where the subject should be, pick a format, and get it back with a new background.")
 
 inputs.photo_picker()
+cutout = inputs.background_picker()
 inputs.prompt_box()
-inputs.format_picker()
+inputs.format_picker(cutout=cutout)
 
-runner.engine_note(runner.engine())
+runner.engine_note(runner.engine_for("background"))
 job = session.job()
 st.button("Replace background", type="primary", disabled=job is not None, key="replace.run",
           icon=":material/auto_fix_high:", on_click=runner.request)

@@ -110,8 +110,9 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
             raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
         if bucket is not None:
             _raise_if_paused(limiter, bucket)  # another session's refusal may have come in while this one waited
-    report(stage="Sending the photo to Novita and waiting for the new background" if engine == engines.NOVITA
-           else "Cutting out the subject and painting a backdrop")
+    stages = {engines.NOVITA: "Sending the photo to Novita and waiting for the new background",
+              engines.OFFLINE: "Cutting out the subject and painting a backdrop"}
+    report(stage=stages.get(engine, "Cutting out the subject"))
     try:
         result = engines.replace_background(prepared.data, prompt, image_type, engine=engine, api_key=api_key)
     except novita.RateLimitError as exc:

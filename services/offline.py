@@ -20,8 +20,8 @@ from services.images import encode, open_image
 __all__ = ["DESCRIPTION", "cut_out", "render_backdrop", "replace_background", "transparent"]
 
 DESCRIPTION = (
-    "A studio-style backdrop from the colours and mood of your prompt; "
-    "for photographic scenes add a Novita key."
+    "Your subject, cut out on this server, on a studio backdrop painted from the colours and mood of your "
+    "prompt; for photographic scenes add a Novita key."
 )
 
 WORK_EDGE = 512  # the mask is made on a copy this long (fast); edges are refined at full size after
