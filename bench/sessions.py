@@ -1,0 +1,279 @@
+"""Many people at once: N sessions drive one real app server over Streamlit's own websocket protocol, each
+uploading its own photo and pressing Replace background at the same moment, without a browser apiece (a
+browser per session would measure the browsers). Prints time-to-result and the server's CPU per result.
+
+`python -m bench.sessions` runs it alone; `bench/__main__.py` prints its lines with the other figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import websockets
+from PIL import Image
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from bench.harness import BENCH_KEY, PROMPT
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+RESULT_TIMEOUT = 300.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
+class AppProcess:
+    """`streamlit run app.py` on a free loopback port, with the bench's settings."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        settings = {k: v for k, v in os.environ.items() if not k.startswith(("NOVITA_", "STREAMLIT_"))}
+        settings.update(STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **env)
+        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+               "--server.address", "127.0.0.1", "--server.port", str(self.port),
+               "--server.fileWatcherType", "none", "--server.enableXsrfProtection", "false"]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=settings, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("the app server did not start") from None
+                time.sleep(0.2)
+
+    def cpu(self) -> float:
+        return server_cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@dataclass
+class Session:
+    """One person's tab, as the browser speaks to the server: reruns with widget states, an upload."""
+
+    port: int
+    ws: object = None
+    session_id: str = ""
+    widgets: dict[str, str] = field(default_factory=dict)  # widget key → its id on the page
+    states: dict[str, object] = field(default_factory=dict)  # widget id → WidgetState kept between reruns
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    result_at: float | None = None
+    pending: dict[str, asyncio.Future] = field(default_factory=dict)
+    reader: asyncio.Task | None = None
+
+    async def open(self) -> None:
+        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.port}/_stcore/stream", subprotocols=["streamlit"],
+                                           max_size=None)
+        self.reader = asyncio.create_task(self._read())
+        await self.rerun()
+
+    async def _read(self) -> None:
+        async for raw in self.ws:
+            msg = ForwardMsg()
+            msg.ParseFromString(raw)
+            kind = msg.WhichOneof("type")
+            if kind == "new_session":
+                self.session_id = msg.new_session.initialize.session_id
+            elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                self._note_element(msg.delta.new_element)
+            elif kind == "script_finished":
+                self.finished.set()
+            elif kind == "file_urls_response":
+                future = self.pending.pop(msg.file_urls_response.response_id, None)
+                if future is not None and not future.done():
+                    future.set_result(msg.file_urls_response)
+
+    def _note_element(self, element) -> None:
+        which = element.WhichOneof("type")
+        proto = getattr(element, which, None)
+        widget_id = getattr(proto, "id", "")
+        if widget_id and "-" in widget_id:
+            self.widgets[widget_id.rsplit("-", 1)[-1]] = widget_id
+        if which == "download_button" and proto.label.startswith("Download") and self.result_at is None:
+            self.result_at = time.monotonic()
+
+    async def rerun(self, trigger: str | None = None) -> None:
+        """Send the widget states (and a button press) and wait until the script run ends."""
+        self.finished.clear()
+        msg = BackMsg()
+        msg.rerun_script.widget_states.SetInParent()  # a rerun with no widget state is still a rerun
+        states = msg.rerun_script.widget_states.widgets
+        for state in self.states.values():
+            states.add().CopyFrom(state)
+        if trigger is not None:
+            pressed = states.add()
+            pressed.id, pressed.trigger_value = self.widgets[trigger], True
+        await self.ws.send(msg.SerializeToString())
+        await asyncio.wait_for(self.finished.wait(), RESULT_TIMEOUT)
+
+    def set_text(self, key: str, value: str) -> None:
+        state = self._state(key)
+        state.string_value = value
+
+    def set_int(self, key: str, value: int) -> None:
+        state = self._state(key)
+        state.int_value = value
+
+    def _state(self, key: str):
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        widget_id = self.widgets[key]
+        state = self.states.setdefault(widget_id, WidgetState())
+        state.id = widget_id
+        return state
+
+    async def upload(self, key: str, name: str, data: bytes) -> None:
+        """Upload a file the way the browser's uploader does, then rerun with it as the widget's value."""
+        request_id = uuid.uuid4().hex
+        future = asyncio.get_running_loop().create_future()
+        self.pending[request_id] = future
+        msg = BackMsg()
+        msg.file_urls_request.request_id = request_id
+        msg.file_urls_request.session_id = self.session_id
+        msg.file_urls_request.file_names.append(name)
+        await self.ws.send(msg.SerializeToString())
+        urls = (await asyncio.wait_for(future, 30)).file_urls[0]
+        await asyncio.to_thread(_put_file, f"http://127.0.0.1:{self.port}{urls.upload_url}", name, data)
+        state = self._state(key)
+        info = state.file_uploader_state_value.uploaded_file_info.add()
+        info.file_id, info.name, info.size = urls.file_id, name, len(data)
+        info.file_urls.upload_url, info.file_urls.delete_url = urls.upload_url, urls.delete_url
+        await self.rerun()
+
+    async def wait_for_result(self) -> float:
+        """Rerun (as the page's own polling does) until a Download button appears; monotonic time of it."""
+        deadline = time.monotonic() + RESULT_TIMEOUT
+        while self.result_at is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no result within the time limit")
+            await asyncio.sleep(0.05)
+        return self.result_at
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self.reader is not None:
+            self.reader.cancel()
+
+
+def _put_file(url: str, name: str, data: bytes) -> None:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="PUT",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        reply.read()
+
+
+def photo(n: int, size=(1024, 768)) -> bytes:
+    """Each person's own photo: a different subject colour, so no two uploads are the same file."""
+    image = Image.new("RGB", size, (235, 235, 235))
+    w, h = size
+    image.paste(((n * 47) % 256, (n * 91) % 256, (n * 23) % 256), (w // 4, h // 4, 3 * w // 4, 3 * h // 4))
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@dataclass
+class Round:
+    sessions: int
+    seconds: list[float]  # time to result of each session, from the common press
+    cpu: float  # server CPU seconds during the round
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def slowest(self) -> float:
+        return max(self.seconds)
+
+    @property
+    def cpu_per_result(self) -> float:
+        return self.cpu / self.sessions
+
+
+async def _round(port: int, n: int, pid: int, prompt: str) -> Round:
+    sessions = [Session(port) for _ in range(n)]
+    await asyncio.gather(*(s.open() for s in sessions))
+    await asyncio.gather(*(s.upload("upload", f"photo-{i}.jpg", photo(i)) for i, s in enumerate(sessions)))
+    for s in sessions:
+        s.set_text("prompt", prompt)
+    cpu = server_cpu_seconds(pid)
+    pressed = time.monotonic()
+    # each press is its own rerun; the page then polls until the result is in
+    presses = [asyncio.create_task(s.rerun(trigger="replace.run")) for s in sessions]
+    results = await asyncio.gather(*(s.wait_for_result() for s in sessions))
+    await asyncio.gather(*presses, return_exceptions=True)
+    cpu = server_cpu_seconds(pid) - cpu
+    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+    return Round(n, [r - pressed for r in results], cpu)
+
+
+def measure(counts: tuple[int, ...], *, latency: float, offline: bool = False) -> list[Round]:
+    """One app server (with its own stand-in answering in `latency` s), one round per N in `counts`."""
+    from tests.novita_stub import NovitaStub
+
+    with NovitaStub(latency=latency) as stub:
+        env = {"NOVITA_BASE_URL": stub.base_url, "NOVITA_RATE_LIMIT_PER_MINUTE": "100000",
+               "MAX_IMAGES_PER_SESSION": "1000", "MAX_IMAGES_PER_DAY": "100000"}
+        if not offline:
+            env["NOVITA_API_KEY"] = BENCH_KEY
+        app = AppProcess(env)
+        try:
+            asyncio.run(_round(app.port, 1, app.proc.pid, "warm up"))  # imports, caches, first-run costs
+            return [asyncio.run(_round(app.port, n, app.proc.pid, PROMPT)) for n in counts]
+        finally:
+            app.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.sessions", description=__doc__)
+    parser.add_argument("--sessions", default="1,5,10,20")
+    parser.add_argument("--latency", type=float, default=2.0)
+    parser.add_argument("--offline", action="store_true")
+    args = parser.parse_args(argv)
+    counts = tuple(int(n) for n in args.sessions.split(","))
+    for r in measure(counts, latency=args.latency, offline=args.offline):
+        print(f"N={r.sessions}: median {r.median:.2f} s, slowest {r.slowest:.2f} s, "
+              f"server CPU {r.cpu_per_result:.3f} s per result")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
