@@ -101,8 +101,8 @@ def seconds_per_photo(runs: int) -> float:
 
 
 # Run in a fresh interpreter: the app's imports, then one 2 MP photo through the offline engine.
-_RSS_CHILD = """
-import json, resource, sys
+_RSS_CHILD = r"""
+import json, re, sys
 import streamlit  # noqa: F401 - what a server process of the app holds before any photo
 from components import batch_view, compare, inputs, results, runner, sidebar  # noqa: F401
 from bench.offline_eval import two_mp_photo
@@ -110,8 +110,9 @@ from services import offline, subject_model
 if sys.argv[1] == "grabcut":
     subject_model.use(None)
 offline.replace_background(two_mp_photo(), "on a marble counter, soft light", "png")
-print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "model": subject_model.shared() is not None}))
+# VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss across fork and exec
+peak_kb = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
+print(json.dumps({"peak_mb": peak_kb / 1024, "model": subject_model.shared() is not None}))
 """
 
 
