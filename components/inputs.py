@@ -1,4 +1,4 @@
-"""The inputs of the pages: the photo, the prompt, the output format, Variants' ideas and Batch's photos.
+"""The inputs of the pages: the photo, the background wanted, the prompt, the output format, Variants' ideas and Batch's photos.
 Each widget's value is read here only, by the reader beside the function that draws it."""
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ EXAMPLE_PROMPTS = [
     "in a bright modern office",
     "on a pastel studio backdrop",
 ]
+NEW_BACKGROUND, TRANSPARENT = "New background from the prompt", "Transparent (subject only)"
+BACKGROUNDS = {
+    NEW_BACKGROUND: "Made by the engine the sidebar shows.",
+    TRANSPARENT: "The subject alone, for slides and shop listings. Made on this server: no key needed, nothing "
+                 "sent, nothing spent. PNG or WEBP (JPEG has no transparency).",
+}
+NO_TRANSPARENT_JPEG = "JPEG has no transparency: choose PNG or WEBP for a transparent cut-out."
 FORMATS = {
     "PNG": "Lossless and sharp; biggest files.",
     "WEBP": "Small files for websites and chat.",
@@ -55,6 +62,17 @@ def photo_picker() -> session.Photo | None:
     return photo
 
 
+def background_picker(key: str = "background") -> bool:
+    """The Background choice: a new one from the prompt, or none at all; True for the transparent cut-out."""
+    st.radio("Background", list(BACKGROUNDS), key=key, persist_state="session", captions=list(BACKGROUNDS.values()))
+    return wants_cutout(key)
+
+
+def wants_cutout(key: str = "background") -> bool:
+    """Whether the Background choice under `key` asks for the subject alone on transparency."""
+    return st.session_state.get(key) == TRANSPARENT
+
+
 def prompt_box(key: str = "prompt") -> str:
     """The Prompt text area with clickable examples; returns the prompt stripped."""
     st.text_area(
@@ -78,12 +96,14 @@ def _use_example(key: str) -> None:
     st.session_state[f"{key}_example"] = None
 
 
-def format_picker(key: str = "format") -> str:
-    """The Output format choice; returns "png", "webp" or "jpeg"."""
+def format_picker(key: str = "format", *, cutout: bool = False) -> str:
+    """The Output format choice; returns "png", "webp" or "jpeg". With `cutout`, JPEG gets a warning."""
     label = st.radio(
         "Output format", list(FORMATS), key=key, horizontal=True, persist_state="session",
         captions=list(FORMATS.values()),
     )
+    if cutout and label == "JPEG":
+        st.warning(NO_TRANSPARENT_JPEG, icon=":material/info:")
     return (label or "PNG").lower()
 
 

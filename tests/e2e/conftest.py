@@ -431,7 +431,7 @@ class Studio:
         return self.page.locator('[data-testid="stMarkdownContainer"]', has_text="Photo in use:").inner_text()
 
     def type_prompt(self, text: str) -> Studio:
-        box = self.page.get_by_label("Prompt")
+        box = self.page.get_by_label("Prompt", exact=True)
         if box.input_value() != text:  # an unchanged value would not rerun
             box.fill(text)
             self.act(lambda: box.press("Control+Enter"))  # Streamlit commits a text area on blur or Ctrl+Enter
