@@ -70,14 +70,16 @@ def _fits(name: str, needed: int, chosen: str) -> bool:
     return True
 
 
-def _start(name: str, tasks: list[runs.Task], image_type: str) -> None:
+def _start(name: str, tasks: list[runs.Task], image_type: str) -> bool:
+    """Start page `name`'s run unless the owner's budget refuses it (the page then says why); True if started."""
     chosen = engine_for(name)
     if not _fits(name, len(tasks), chosen):
-        return
+        return False
     owner_key = chosen == engines.NOVITA and not session.own_key()
     run = runs.Run(tasks, image_type, chosen, owner_key=owner_key, owner=session.account())
     run.start(spending())
     session.page(name).run, session.page(name).watching = run, True
+    return True
 
 
 def start_replace() -> None:
@@ -127,6 +129,7 @@ def start_batch() -> None:
     page.message = None
     if is_running("batch"):
         return
+    page.left_out = []
     photos, skipped = uploads.photos_from_uploads(inputs.uploaded_photos())
     prompt = inputs.prompt("batch.prompt")
     if engine_for("batch") == engines.CUTOUT:
@@ -138,10 +141,9 @@ def start_batch() -> None:
     elif not prompt:
         page.message = "Write a prompt first: where should the subjects be?"
     else:
-        _start("batch", [runs.Task(name, prompt, data=data) for name, data in photos],
-               inputs.image_type("batch.format"))
-        if skipped:
-            page.message = " ".join(skipped)
+        if _start("batch", [runs.Task(name, prompt, data=data) for name, data in photos],
+                  inputs.image_type("batch.format")):
+            page.left_out = skipped  # said beside the run for as long as it is shown, not once
 
 
 def retry(name: str) -> None:

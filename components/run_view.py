@@ -54,6 +54,8 @@ def outcome(name: str, *, label: str = "", rows: bool = True) -> None:
     run = page.run
     if run is None:
         return
+    if page.left_out:  # what the uploads held that this run leaves out, for as long as the run is shown
+        st.warning("  \n".join(escape_markdown(line) for line in page.left_out), icon=":material/info:")
     if page.watching or not run.finished:
         _watch(name, run, rows=rows)  # reruns the page once the run ended, so its button is enabled again
         return

@@ -4,7 +4,7 @@ history, the key and engine chosen, the session's spending account, and one smal
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 
@@ -42,6 +42,7 @@ class PageState:
     message: str | None = None  # what is missing, or why a run was refused; said once
     opened: str | None = None  # id of the result shown in the slider
     watching: bool = False  # the page shows the run as in flight (its button disabled) until it reruns
+    left_out: list[str] = field(default_factory=list)  # why uploads were left out of the run; kept with it
 
 
 def init() -> None:

@@ -206,6 +206,18 @@ def test_batch_page_retry_failed_completes_the_one(app, novita_env):
     assert not [b for b in app.button if b.key == "batch.retry"]
 
 
+def test_what_a_batch_left_out_stays_said_beside_its_outcome(app, novita_env):
+    run_batch(app, photos(2) + [("broken.zip", b"not a zip at all")])
+    assert not app.exception and len(app.session_state["history"]) == 2
+    assert any(t.startswith("2 done") for t in progress_texts(app))
+    said = [w.value for w in app.warning]
+    assert len(said) == 1 and "broken.zip" in said[0]
+    app.run()  # another rerun of the finished batch: still said, until the next batch starts
+    assert [w.value for w in app.warning] == said
+    run_batch(app, photos(1, "next"))
+    assert not app.warning
+
+
 def test_batch_page_says_what_is_missing(app, novita_env):
     app.switch_page("pages/batch.py").run()
     app.button(key="batch.start").click().run()
