@@ -377,6 +377,19 @@ def offline_seconds(size: tuple[int, int], repeats: int) -> Line:
 
 
 
+def offline_peak_rss() -> Line:
+    """Peak RSS of an app process with the subject model and one 2 MP photo, over the GrabCut engine's."""
+    from bench.offline_eval import RSS_AIM_MB, peak_rss
+
+    name = "offline_peak_rss_2mp_over_grabcut"
+    try:
+        rss = peak_rss()
+    except Exception as exc:  # noqa: BLE001 - a missing model is a finding, not a benchmark failure
+        return Line(name, status="broken", detail=f"{type(exc).__name__}: {str(exc)[:200]}")
+    return Line(name, rss["model"] - rss["grabcut"], "<=", RSS_AIM_MB, unit="MB", digits=0,
+                detail=f"model {rss['model']:.0f} MB, GrabCut {rss['grabcut']:.0f} MB, separate processes")
+
+
 # 7. Fairness between sessions --------------------------------------------------------------------------
 
 def fairness(size: tuple[int, int], batch_size: int, repeats: int) -> Line:

@@ -1,18 +1,22 @@
-"""Measure the offline engine: cut-out IoU per background kind, and seconds per 2 MP photo.
+"""Measure the offline engine on real photos: cut-out IoU, a contact sheet, seconds and memory at 2 MP.
 
-The evaluation set is built here, so nothing is downloaded: subjects with known masks (the horse
-silhouette from scikit-image plus drawn shapes) are filled with crops of scikit-image's public-domain
-photos and composited onto plain, gradient and textured backgrounds.
+Nothing is downloaded. The scored set is `bench.real_photos`' composites (crops from inside real subjects
+on crops of real photos with no subject, so the true mask is known); the contact sheet shows the real
+photos themselves cut out, for a person to judge. The older synthetic set (drawn shapes filled with
+whole photos on plain, gradient and textured grounds) is still printed, as a report only.
 
-    python -m bench.offline_eval [--quick]
+    python -m bench.offline_eval [--quick] [--sheet PATH] [--grabcut]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 import cv2
@@ -20,37 +24,56 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from services import offline
-from services.images import encode
+from bench import real_photos
+from services import offline, subject_model
 
-AIMS = {"plain": 0.95, "gradient": 0.90, "textured": 0.80}
-SECONDS_AIM = 1.5
+MEAN_AIM, WORST_AIM = 0.95, 0.85  # real-photo composites
+SECONDS_AIM = 1.5  # the whole call for a 2 MP photo
+RSS_AIM_MB = 300  # peak RSS with the model over the GrabCut engine's, one 2 MP photo in progress
 TIMING_SIZE = (1632, 1224)  # 2 MP, the size the app prepares a phone photo to
+SIZE, QUICK_SIZE = (640, 480), (480, 360)
+SHEET = os.path.join("artifacts", "offline_contact_sheet.png")
+SYNTHETIC_KINDS = ("plain", "gradient", "textured")
 SUBJECTS = ("horse", "ellipse", "bottle", "person")
 FILLS = ("astronaut", "chelsea", "coffee", "rocket")
 TEXTURES = ("grass", "gravel", "brick")
 
 
-def evaluate(quick: bool = False, *, timed: bool = True) -> dict:
-    """Return {"iou": {kind: mean IoU}, "worst": {kind: min IoU}, "seconds": {part: s}, "images": n}.
+def composites(quick: bool = False) -> dict:
+    """Score the cut-out on the real-photo composites: {"cases": {name: IoU}, "mean": m, "worst": w}."""
+    size = QUICK_SIZE if quick else SIZE
+    scores = {}
+    for seed, case in enumerate(real_photos.cases(quick)):
+        photo, truth = real_photos.composite(case, size, seed)
+        scores[real_photos.case_name(case)] = iou(np.asarray(offline.cut_out(Image.fromarray(photo))) >= 128, truth)
+    return {"cases": scores, "mean": float(np.mean(list(scores.values()))),
+            "worst": float(np.min(list(scores.values())))}
 
-    `quick` uses fewer, smaller images (what the tests run); `timed=False` skips the 2 MP timing (seconds
-    is then None), for callers that only keep a floor under the quality.
-    """
-    per_kind = 4 if quick else 12
+
+def synthetic(quick: bool = False) -> dict[str, float]:
+    """Mean IoU per background kind on the synthetic set (a report: it does not look like real photos)."""
     size = (480, 360) if quick else (800, 600)
-    scores: dict[str, list[float]] = {kind: [] for kind in AIMS}
-    for k, kind in enumerate(AIMS):
-        for i in range(per_kind):
+    out = {}
+    for k, kind in enumerate(SYNTHETIC_KINDS):
+        values = []
+        for i in range(4 if quick else 12):
             photo, truth = make_scene(kind, i, size, seed=1000 * k + i)
-            predicted = np.asarray(offline.cut_out(Image.fromarray(photo))) >= 128
-            scores[kind].append(iou(predicted, truth))
-    return {
-        "iou": {kind: float(np.mean(v)) for kind, v in scores.items()},
-        "worst": {kind: float(np.min(v)) for kind, v in scores.items()},
-        "seconds": time_per_image(runs=1 if quick else 5) if timed else None,
-        "images": per_kind * len(AIMS),
-    }
+            values.append(iou(np.asarray(offline.cut_out(Image.fromarray(photo))) >= 128, truth))
+        out[kind] = float(np.mean(values))
+    return out
+
+
+def write_contact_sheet(path: str) -> list[str]:
+    """Cut out every real photo through the app's own call (offline.transparent) and write the sheet."""
+    cutouts = {}
+    for name, photo in real_photos.photos().items():
+        buffer = io.BytesIO()
+        Image.fromarray(photo).save(buffer, "PNG")
+        cut = np.asarray(Image.open(io.BytesIO(offline.transparent(buffer.getvalue(), "png"))).convert("RGBA"))
+        cutouts[name] = (photo, cut)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    real_photos.contact_sheet(cutouts, path)
+    return list(cutouts)
 
 
 def iou(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -58,24 +81,53 @@ def iou(predicted: np.ndarray, truth: np.ndarray) -> float:
     return np.count_nonzero(predicted & truth) / union if union else 1.0
 
 
-def time_per_image(runs: int) -> dict[str, float]:
-    """Median wall times at 2 MP: the whole replace_background call (decode, cut, backdrop, composite, PNG),
-    and two of its parts, the cut-out and the PNG encoding (services.images.encode, shared with Novita)."""
-    photo, _ = make_scene("gradient", 0, TIMING_SIZE, seed=7)
+def two_mp_photo() -> bytes:
+    """A real photo (the motorcycle in its garage) enlarged to 2 MP, as a quality-90 JPEG."""
+    photo = cv2.resize(data.stereo_motorcycle()[0], TIMING_SIZE, interpolation=cv2.INTER_CUBIC)
     buffer = io.BytesIO()
     Image.fromarray(photo).save(buffer, "JPEG", quality=90)
-    times: dict[str, list[float]] = {"whole": [], "cut": [], "png": []}
+    return buffer.getvalue()
+
+
+def seconds_per_photo(runs: int) -> float:
+    """Median wall time of the whole replace_background call (decode, cut, backdrop, composite, PNG) at 2 MP."""
+    raw, times = two_mp_photo(), []
+    offline.replace_background(raw, "warm up", "png")  # the first call loads the model: not a photo's cost
     for _ in range(runs):
         start = time.perf_counter()
-        result = offline.replace_background(buffer.getvalue(), "on a marble counter, soft light", "png")
-        times["whole"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        offline.cut_out(Image.fromarray(photo))
-        times["cut"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        encode(Image.open(io.BytesIO(result)).convert("RGB"), "png")
-        times["png"].append(time.perf_counter() - start)
-    return {part: statistics.median(values) for part, values in times.items()}
+        offline.replace_background(raw, "on a marble counter, soft light", "png")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+# Run in a fresh interpreter: the app's imports, then one 2 MP photo through the offline engine.
+_RSS_CHILD = r"""
+import json, re, sys
+import streamlit  # noqa: F401 - what a server process of the app holds before any photo
+from components import batch_view, compare, inputs, results, runner, sidebar  # noqa: F401
+from bench.offline_eval import two_mp_photo
+from services import offline, subject_model
+if sys.argv[1] == "grabcut":
+    subject_model.use(None)
+offline.replace_background(two_mp_photo(), "on a marble counter, soft light", "png")
+# VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss across fork and exec
+peak_kb = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
+print(json.dumps({"peak_mb": peak_kb / 1024, "model": subject_model.shared() is not None}))
+"""
+
+
+def peak_rss() -> dict[str, float]:
+    """Peak RSS (MB) of an app process that ran one 2 MP photo, with the model and with GrabCut alone."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = {}
+    for engine in ("model", "grabcut"):
+        done = subprocess.run([sys.executable, "-c", _RSS_CHILD, engine], cwd=root, capture_output=True,
+                              text=True, timeout=300, check=True)
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        if engine == "model" and not figures["model"]:
+            raise RuntimeError("the subject model is not installed in this environment")
+        out[engine] = figures["peak_mb"]
+    return out
 
 
 def make_scene(kind: str, index: int, size: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,17 +205,31 @@ def make_background(kind: str, index: int, size: tuple[int, int], rng: np.random
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer, smaller images (what the tests run)")
-    figures = evaluate(quick=parser.parse_args().quick)
-    for kind, aim in AIMS.items():
-        worst = figures["worst"][kind]
-        print(f"iou {kind} {figures['iou'][kind]:.3f} (aim >= {aim:.2f}; worst {worst:.3f})")
-    seconds = figures["seconds"]
-    print(f"seconds 2mp {seconds['whole']:.2f} (aim <= {SECONDS_AIM}; whole call, PNG out)")
-    print(f"seconds 2mp cut-out {seconds['cut']:.2f} (part of the whole call)")
-    print(f"seconds 2mp png-encode {seconds['png']:.2f} (part of the whole call)")
-    load = os.getloadavg()[0]
-    print(f"images {figures['images']}; load average {load:.1f} on {os.cpu_count()} cpus (times grow with it)")
+    parser.add_argument("--quick", action="store_true", help="the test set (18 composites, smaller), fewer runs")
+    parser.add_argument("--sheet", default=SHEET, help=f"where to write the contact sheet (default {SHEET})")
+    parser.add_argument("--grabcut", action="store_true", help="measure the GrabCut fallback, without the model")
+    args = parser.parse_args()
+    if args.grabcut:
+        subject_model.use(None)
+    engine = "subject model" if subject_model.shared() is not None else "GrabCut (no subject model installed)"
+    print(f"engine: {engine}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus (times grow with it)")
+    scored = composites(args.quick)
+    for name, value in scored["cases"].items():
+        print(f"iou {name} {value:.3f}")
+    print(f"iou real-photo composites mean {scored['mean']:.3f} (aim >= {MEAN_AIM}); "
+          f"worst {scored['worst']:.3f} (aim >= {WORST_AIM}); {len(scored['cases'])} composites")
+    for kind, value in synthetic(args.quick).items():
+        print(f"iou synthetic {kind} {value:.3f} (report only)")
+    names = write_contact_sheet(args.sheet)
+    print(f"contact sheet {args.sheet}: {len(names)} real photos ({', '.join(names)})")
+    seconds = seconds_per_photo(1 if args.quick else 5)
+    print(f"seconds 2mp {seconds:.2f} (aim <= {SECONDS_AIM}; whole call, PNG out)")
+    if args.grabcut:
+        return
+    rss = peak_rss()
+    over = rss["model"] - rss["grabcut"]
+    print(f"peak rss 2mp: model {rss['model']:.0f} MB, GrabCut {rss['grabcut']:.0f} MB, "
+          f"+{over:.0f} MB (aim <= +{RSS_AIM_MB} MB)")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from components import inputs, messages, session
-from services import batch, budget, config, engines, quota, runs
+from services import budget, config, engines, quota, runs, uploads
 
 RUN_PAGES = ("replace", "variants", "batch")
+BACKGROUND_KEYS = {"replace": "background", "variants": "variants.background", "batch": "batch.background"}
 
 
 @st.cache_resource
@@ -30,6 +31,20 @@ def engine() -> str:
     falls back to the offline studio while the owner's key is paused."""
     usable = bool(session.api_key()) and owner_pause() is None
     return engines.choose(session.preference(), has_key=usable)
+
+
+def engine_for(name: str) -> str:
+    """The engine of page `name`'s next run: the transparent cut-out when its Background choice asks for it,
+    made on this server whatever the sidebar shows; else `engine()`."""
+    return engines.CUTOUT if inputs.wants_cutout(BACKGROUND_KEYS[name]) else engine()
+
+
+def _cutout_refused(name: str, image_type: str) -> bool:
+    """A cut-out wanted as JPEG, which has no transparency: the page says so and nothing runs."""
+    if engine_for(name) == engines.CUTOUT and image_type == "jpeg":
+        session.page(name).message = inputs.NO_TRANSPARENT_JPEG
+        return True
+    return False
 
 
 def spending() -> runs.Spending:
@@ -55,15 +70,17 @@ def _fits(name: str, needed: int, chosen: str) -> bool:
     return True
 
 
-def _start(name: str, tasks: list[runs.Task], image_type: str) -> None:
-    chosen = engine()
+def _start(name: str, tasks: list[runs.Task], image_type: str) -> bool:
+    """Start page `name`'s run unless the owner's budget refuses it (the page then says why); True if started."""
+    chosen = engine_for(name)
     if not _fits(name, len(tasks), chosen):
-        return
+        return False
     owner_key = chosen == engines.NOVITA and not session.own_key()
     run = runs.Run(tasks, image_type, chosen, owner_key=owner_key, owner=session.account(),
                    keep=session.history().writer())
     run.start(spending())
     session.page(name).run, session.page(name).watching = run, True
+    return True
 
 
 def start_replace() -> None:
@@ -74,8 +91,12 @@ def start_replace() -> None:
     if is_running("replace"):
         return
     photo, prompt = session.photo(), inputs.prompt()
+    if engine_for("replace") == engines.CUTOUT:
+        prompt = engines.CUTOUT_PROMPT  # a cut-out needs no prompt; this names it in history and files
     if photo is None:
         page.message = "Add a photo first: upload one, take one, or try a sample above."
+    elif _cutout_refused("replace", inputs.image_type()):
+        pass
     elif not prompt:
         page.message = "Write a prompt first: where should the subject be? Or click one of the ideas under the box."
     else:
@@ -89,8 +110,12 @@ def start_variants() -> None:
     if is_running("variants"):
         return
     photo, prompts = session.photo(), inputs.idea_prompts()
+    if engine_for("variants") == engines.CUTOUT:
+        prompts = [engines.CUTOUT_PROMPT]  # no background to vary: one cut-out
     if photo is None:
         page.message = "Add a photo first: upload one, take one, or try a sample."
+    elif _cutout_refused("variants", inputs.image_type("variants.format")):
+        pass
     elif not prompts:
         page.message = "Write at least one prompt (up to four)."
     else:
@@ -105,17 +130,21 @@ def start_batch() -> None:
     page.message = None
     if is_running("batch"):
         return
-    photos, skipped = batch.photos_from_uploads(inputs.uploaded_photos())
+    page.left_out = []
+    photos, skipped = uploads.photos_from_uploads(inputs.uploaded_photos())
     prompt = inputs.prompt("batch.prompt")
+    if engine_for("batch") == engines.CUTOUT:
+        prompt = engines.CUTOUT_PROMPT
     if not photos:
         page.message = " ".join(skipped) or "Add some photos first (or a ZIP of photos)."
+    elif _cutout_refused("batch", inputs.image_type("batch.format")):
+        pass
     elif not prompt:
         page.message = "Write a prompt first: where should the subjects be?"
     else:
-        _start("batch", [runs.Task(name, prompt, data=data) for name, data in photos],
-               inputs.image_type("batch.format"))
-        if skipped:
-            page.message = " ".join(skipped)
+        if _start("batch", [runs.Task(name, prompt, data=data) for name, data in photos],
+                  inputs.image_type("batch.format")):
+            page.left_out = skipped  # said beside the run for as long as it is shown, not once
 
 
 def retry(name: str) -> None:

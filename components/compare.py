@@ -3,8 +3,9 @@
 The package re-encodes whatever it gets as quality-100 JPEG into the page, interpolates labels into
 JavaScript unescaped, writes to a shared ./temp folder unless `in_memory=True`, and switches Pillow's
 decompression-bomb guard off for the whole process. This wrapper passes small previews, fixed labels and
-`in_memory=True`, puts the guard back, and keeps the markup the package wrote for each result: a rerun
-re-sends it without touching a pixel, with the previews' own JPEGs in place of the heavy re-encodes.
+`in_memory=True`, loads juxtapose from a pinned version with Subresource Integrity, puts the guard back,
+and keeps the markup the package wrote for each result: a rerun re-sends it without touching a pixel, with
+the previews' own JPEGs in place of the heavy re-encodes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,20 @@ WIDTH = 704  # the package's default width; previews are made at about this size
 CACHE_KEY = "compare.cache"
 CACHE_SIZE = 4  # one per place a slider shows (main page, History, Variants), plus one in hand
 _DATA_URI = re.compile(r"data:image/jpg;base64,[A-Za-z0-9+/=]+")
+# The package loads juxtapose from its CDN's moving `latest`; the slider uses one published version
+# instead, byte for byte the npm package's files (jsDelivr serves them unchanged), each checked by the browser
+# against its hash. tests/e2e/package.json pins the same version and the browser tests check both hashes.
+JUXTAPOSE_VERSION = "1.1.6"
+JUXTAPOSE_BASE = f"https://cdn.jsdelivr.net/npm/juxtaposejs@{JUXTAPOSE_VERSION}/build"
+JUXTAPOSE_JS_SRI = "sha384-grC+4j078e6D35IfuTEl7Bkxygz5pznv3aMakRi6HCcpKOW8y5v4LkIG3PwcuJoN"
+JUXTAPOSE_CSS_SRI = "sha384-t1KsZVxC5WqfBk5nTkDyOeuh08xvaUPT2FHdON+3kLSB8ObkCCp+NkCbOL+NR1A6"
+_PINNED_ASSETS = (
+    f'<link rel="stylesheet" href="{JUXTAPOSE_BASE}/css/juxtapose.css" integrity="{JUXTAPOSE_CSS_SRI}" '
+    'crossorigin="anonymous" referrerpolicy="no-referrer">\n'
+    f'<script src="{JUXTAPOSE_BASE}/js/juxtapose.min.js" integrity="{JUXTAPOSE_JS_SRI}" '
+    'crossorigin="anonymous" referrerpolicy="no-referrer"></script>\n'
+)
+_PACKAGE_ASSETS = re.compile(r'<link[^>]*juxtapose[^>]*>|<script[^>]*src="[^"]*juxtapose[^"]*"[^>]*>\s*</script>')
 _capture_lock = threading.Lock()  # the package's module-level `components` is swapped while it writes
 _PIXEL_GUARD = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb guard as it stands before the package runs
 # The frame's height is fixed for the full width; on a narrow screen juxtapose shrinks the slider and
@@ -73,6 +88,7 @@ def _markup(before_preview: bytes, after_preview: bytes, width: int) -> tuple[st
             Image.MAX_IMAGE_PIXELS = _PIXEL_GUARD
     ours = iter([_jpeg_uri(before_preview), _jpeg_uri(after_preview)])
     html = _DATA_URI.sub(lambda _: next(ours), written["html"], count=2)
+    html = _PINNED_ASSETS + _PACKAGE_ASSETS.sub("", html)
     return html + _FIT_FRAME, int(written["height"])
 
 

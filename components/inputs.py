@@ -1,4 +1,4 @@
-"""The inputs of the pages: the photo, the prompt, the output format, Variants' ideas and Batch's photos.
+"""The inputs of the pages: the photo, the background wanted, the prompt, the output format, Variants' ideas and Batch's photos.
 Each widget's value is read here only, by the reader beside the function that draws it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import streamlit as st
 from components import session
 from components.text import escape_markdown
 from services import samples
-from services.batch import MAX_PHOTOS
+from services.uploads import MAX_PHOTOS
 from services.config import PROMPT_MAX_CHARS
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "bmp", "tif", "tiff", "gif"]
@@ -20,6 +20,13 @@ EXAMPLE_PROMPTS = [
     "in a bright modern office",
     "on a pastel studio backdrop",
 ]
+NEW_BACKGROUND, TRANSPARENT = "New background from the prompt", "Transparent (subject only)"
+BACKGROUNDS = {
+    NEW_BACKGROUND: "Made by the engine the sidebar shows.",
+    TRANSPARENT: "The subject alone, for slides and shop listings. Made on this server: no key needed, nothing "
+                 "sent, nothing spent. PNG or WEBP (JPEG has no transparency).",
+}
+NO_TRANSPARENT_JPEG = "JPEG has no transparency: choose PNG or WEBP for a transparent cut-out."
 FORMATS = {
     "PNG": "Lossless and sharp; biggest files.",
     "WEBP": "Small files for websites and chat.",
@@ -27,40 +34,24 @@ FORMATS = {
 }
 
 
-def _take(key: str, source: str) -> None:
-    """on_change of the uploader and the camera: prepare the new file, or forget a removed one."""
-    file = st.session_state.get(key)
-    if file is None:
-        session.clear_photo(source)
-    else:
-        session.set_photo(file.name, file.getvalue(), source)
-
-
-def _take_sample() -> None:
-    title = st.session_state.get("sample")
-    if title:
-        name, data = samples.sample(title)
-        session.set_photo(name, data, "sample")
-
-
 def photo_picker() -> session.Photo | None:
     """Upload, camera or sample; returns the prepared photo in use, showing its notices or the refusal."""
     upload, camera, sample = st.tabs(["Upload a photo", "Take a photo", "Try a sample"])
     with upload:
         st.file_uploader(
-            "Photo", type=UPLOAD_TYPES, key="upload", on_change=_take, args=("upload", "upload"),
+            "Photo", type=UPLOAD_TYPES, key="upload",
             help="JPEG, PNG, WEBP, HEIC (iPhone), AVIF, BMP, TIFF or GIF, up to 30 MB.",
         )
     with camera:
         # The camera asks for permission when shown, so it stays off until a person wants it.
         if st.toggle("Use my camera", key="camera_on"):
-            st.camera_input("Take a photo", key="camera", on_change=_take, args=("camera", "camera"))
+            st.camera_input("Take a photo", key="camera")
     with sample:
-        st.pills("Sample photos", list(samples.SAMPLES), key="sample", on_change=_take_sample)
+        st.pills("Sample photos", list(samples.SAMPLES), key="sample")
 
+    photo = session.photo()  # follows the inputs' values as drawn in this run
     if session.photo_error():
         st.error(escape_markdown(session.photo_error()), icon=":material/image_not_supported:")
-    photo = session.photo()
     if photo is not None:
         width, height = photo.prepared.original_size
         left, right = st.columns([1, 3], vertical_alignment="center")
@@ -69,6 +60,17 @@ def photo_picker() -> session.Photo | None:
         for notice in photo.prepared.notices:
             right.caption(notice)
     return photo
+
+
+def background_picker(key: str = "background") -> bool:
+    """The Background choice: a new one from the prompt, or none at all; True for the transparent cut-out."""
+    st.radio("Background", list(BACKGROUNDS), key=key, persist_state="session", captions=list(BACKGROUNDS.values()))
+    return wants_cutout(key)
+
+
+def wants_cutout(key: str = "background") -> bool:
+    """Whether the Background choice under `key` asks for the subject alone on transparency."""
+    return st.session_state.get(key) == TRANSPARENT
 
 
 def prompt_box(key: str = "prompt") -> str:
@@ -94,12 +96,14 @@ def _use_example(key: str) -> None:
     st.session_state[f"{key}_example"] = None
 
 
-def format_picker(key: str = "format") -> str:
-    """The Output format choice; returns "png", "webp" or "jpeg"."""
+def format_picker(key: str = "format", *, cutout: bool = False) -> str:
+    """The Output format choice; returns "png", "webp" or "jpeg". With `cutout`, JPEG gets a warning."""
     label = st.radio(
         "Output format", list(FORMATS), key=key, horizontal=True, persist_state="session",
         captions=list(FORMATS.values()),
     )
+    if cutout and label == "JPEG":
+        st.warning(NO_TRANSPARENT_JPEG, icon=":material/info:")
     return (label or "PNG").lower()
 
 

@@ -39,6 +39,8 @@ def result_panel(item: HistoryItem, *, key: str) -> None:
     st.caption(f"“{escape_markdown(item.prompt)}” · {describe(item)}")
     if item.engine == engines.OFFLINE:
         st.caption(f"Made offline. {offline.DESCRIPTION}")
+    elif item.engine == engines.CUTOUT:
+        st.caption("Made on this server: the subject alone, on a transparent background.")
     download_button(item, key=f"{key}.download.{item.id}", primary=True)
 
 

@@ -18,9 +18,13 @@ STATE_ICONS = {runs.WAITING: ":material/schedule:", runs.RUNNING: ":material/pro
 POLL = 0.25  # seconds between redraws while a run works
 
 
-def engine_note() -> None:
-    """Say plainly which engine will run and what it can do, and when Novita is paused for everyone."""
-    chosen = actions.engine()
+def engine_note(name: str) -> None:
+    """Say plainly which engine page `name`'s next run uses and what it can do, and when Novita is paused for
+    everyone."""
+    chosen = actions.engine_for(name)
+    if chosen == engines.CUTOUT:
+        st.caption("Engine: transparent cut-out, made on this server: no key needed, nothing sent, nothing spent.")
+        return
     pause = actions.owner_pause() if session.preference() != engines.OFFLINE else None
     if pause is not None:
         st.warning(messages.paused_sentence(pause.kind, pause.seconds_left, offline_instead=chosen == engines.OFFLINE),
@@ -50,6 +54,8 @@ def outcome(name: str, *, label: str = "", rows: bool = True) -> None:
     run = page.run
     if run is None:
         return
+    if page.left_out:  # what the uploads held that this run leaves out, for as long as the run is shown
+        st.warning("  \n".join(escape_markdown(line) for line in page.left_out), icon=":material/info:")
     if page.watching or not run.finished:
         _watch(name, run, rows=rows)  # reruns the page once the run ended, so its button is enabled again
         return

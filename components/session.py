@@ -4,11 +4,11 @@ history, the key and engine chosen, the session's spending account, and one smal
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 
-from services import config, images
+from services import config, images, samples
 from services.budget import Account
 from services.history import History
 from services.images import PreparedImage
@@ -19,6 +19,7 @@ ENGINE_KEY = "engine_preference"  # the sidebar's radio writes it
 
 
 CHIP_EDGE = 160
+PHOTO_INPUTS = ("upload", "camera", "sample")  # widget keys of the places a photo can come from
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,14 @@ class PageState:
     message: str | None = None  # what is missing, or why a run was refused; said once
     opened: str | None = None  # id of the result shown in the slider
     watching: bool = False  # the page shows the run as in flight (its button disabled) until it reruns
+    left_out: list[str] = field(default_factory=list)  # why uploads were left out of the run; kept with it
 
 
 def init() -> None:
     """Create the session's keys on its first run; later runs keep what is there."""
     st.session_state.setdefault("history", History())
     st.session_state.setdefault("photo", None)  # Photo | None: survives page switches, unlike the uploader
+    st.session_state.setdefault("photo.seen", {})  # input key -> id of the value the photo last followed
     st.session_state.setdefault("photo_error", None)  # str | None: why the last chosen file was refused
     st.session_state.setdefault("notices", [])  # one-time information, e.g. history dropped old results
     st.session_state.setdefault("account", Account(cap=config.max_images_per_session()))
@@ -69,8 +72,31 @@ def history() -> History:
 
 
 def photo() -> Photo | None:
-    """The photo currently chosen, prepared."""
+    """The photo currently chosen, prepared; brought in line with the inputs' current values first."""
+    follow_inputs()
     return st.session_state["photo"]
+
+
+def follow_inputs() -> None:
+    """Make the photo in use follow what the uploader, camera and sample picker hold right now: prepare a
+    value whose id is new, forget one its input no longer holds. Derived on every call rather than in an
+    on_change event, so a rerun that interrupts the one carrying the change loses nothing."""
+    seen: dict[str, str | None] = st.session_state.setdefault("photo.seen", {})
+    for source in PHOTO_INPUTS:
+        if source not in st.session_state:  # the input is not on this page: it holds nothing to follow
+            seen[source] = None
+            continue
+        value = st.session_state[source]
+        ident = None if value is None else (value if source == "sample" else value.file_id)
+        if ident == seen.get(source):
+            continue
+        if value is None:
+            clear_photo(source)
+        elif source == "sample":
+            set_photo(*samples.sample(value), source)
+        else:
+            set_photo(value.name, value.getvalue(), source)
+        seen[source] = ident
 
 
 def photo_error() -> str | None:
@@ -129,7 +155,7 @@ def make_photo(name: str, data: bytes, source: str, digest: str | None = None) -
 def set_photo(name: str, data: bytes, source: str) -> None:
     """Prepare a newly chosen photo once; on a refusal keep the message and leave the old photo alone."""
     digest = hashlib.sha256(data).hexdigest()
-    current = photo()
+    current = st.session_state["photo"]
     if current is not None and current.digest == digest:
         st.session_state["photo_error"] = None
         return
@@ -143,7 +169,7 @@ def set_photo(name: str, data: bytes, source: str) -> None:
 
 def clear_photo(source: str) -> None:
     """Forget the photo when the person removes it from the input it came from."""
-    current = photo()
+    current = st.session_state["photo"]
     if current is not None and current.source == source:
         st.session_state["photo"] = None
     st.session_state["photo_error"] = None

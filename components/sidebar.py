@@ -38,6 +38,7 @@ def page_setup() -> None:
     _through_the_router()
     session.init()
     gate.require()
+    session.follow_inputs()  # before any input is drawn: an input missing here was left on another page
     keeper.bind()  # the browser's kept results, before anything reads or adds to history
     actions.collect()  # results of runs that ended while the person was on another page
     sidebar()

@@ -11,10 +11,11 @@ st.caption("Many photos, one prompt, one format. Results join your history as th
            "all as one ZIP with a manifest.")
 
 inputs.photos_uploader()
+cutout = inputs.background_picker(key="batch.background")
 inputs.prompt_box(key="batch.prompt")
-inputs.format_picker(key="batch.format")
+inputs.format_picker(key="batch.format", cutout=cutout)
 
-run_view.engine_note()
+run_view.engine_note("batch")
 st.button("Replace all backgrounds", type="primary", key="batch.start", icon=":material/auto_fix_high:",
           disabled=actions.is_running("batch"), on_click=actions.start_batch)
 run_view.outcome("batch", label="batch")

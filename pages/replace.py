@@ -1,4 +1,4 @@
-"""Replace background: photo → prompt → format → run → slider → download, then your gallery of results."""
+"""Replace background: photo → background → prompt → format → run → slider → download, then the gallery."""
 
 import streamlit as st
 
@@ -11,10 +11,11 @@ st.title("Replace background")
 st.caption("Give a photo, say where the subject should be, pick a format, and get it back with a new background.")
 
 inputs.photo_picker()
+cutout = inputs.background_picker()
 inputs.prompt_box()
-inputs.format_picker()
+inputs.format_picker(cutout=cutout)
 
-run_view.engine_note()
+run_view.engine_note("replace")
 st.button("Replace background", type="primary", disabled=actions.is_running("replace"), key="replace.run",
           icon=":material/auto_fix_high:", on_click=actions.start_replace)
 run_view.outcome("replace")  # while it runs: the steps; then the result is in history and opened here

@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from services.history import HistoryItem
 
 MANIFEST_FIELDS = ["file", "prompt", "format", "engine", "seconds", "status", "error"]
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """The cell as text a spreadsheet shows and never runs: a leading formula character gets a `'` before it
+    (OWASP's advice for CSV injection)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,8 @@ def zip_results(rows: Iterable[Row]) -> bytes:
     """A ZIP of every result under `<original-name>-<prompt-slug>.<ext>` and a manifest.csv of all rows."""
     buf = io.BytesIO()
     manifest = io.StringIO()
-    writer = csv.DictWriter(manifest, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+    # RFC 4180 line ends: with them the writer also quotes a CR inside a cell, which a bare LF would not.
+    writer = csv.DictWriter(manifest, fieldnames=MANIFEST_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     taken: set[str] = {"manifest.csv"}
     # Images are already compressed: storing them is as small and much faster than deflating again.
@@ -63,11 +72,11 @@ def zip_results(rows: Iterable[Row]) -> bytes:
             if row.item is not None:
                 file = _unique(row.item.download_name, taken)
                 archive.writestr(file, row.item.result)
-            writer.writerow({
+            writer.writerow({name: csv_cell(value) for name, value in {
                 "file": file, "prompt": row.prompt, "format": row.image_type, "engine": row.engine,
                 "seconds": f"{row.item.seconds if row.item else row.seconds:.2f}" if row.status != "failed" else "",
                 "status": row.status, "error": row.error or "",
-            })
+            }.items()})
         archive.writestr("manifest.csv", manifest.getvalue().encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 

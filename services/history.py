@@ -32,7 +32,7 @@ class HistoryItem:
 
     prompt: str
     image_type: str  # "png" | "webp" | "jpeg"
-    engine: str  # "novita" | "offline"
+    engine: str  # "novita" | "offline" | "cutout"
     seconds: float
     source_name: str  # the photo's file name as uploaded, for the download name
     result: bytes  # full-resolution result in image_type

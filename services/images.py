@@ -6,22 +6,31 @@ as `ImageError`, whose text is one sentence that says what to do next.
 
 from __future__ import annotations
 
+import functools
 import io
+import os
 import re
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import pillow_heif
-from PIL import Image, ImageOps
+from PIL import Image, ImageMode, ImageOps
 
 pillow_heif.register_heif_opener()
 
 MAX_FILE_BYTES = 30 * 1024 * 1024  # hard cap on the uploaded file
 FIT_EDGE = 2048  # box to fit into (2048 x 2048)
 MAX_SOURCE_PIXELS = 64_000_000  # decompression-bomb guard, checked from the header before decoding pixels
+# What decoding and fitting one photo may hold, judged from its header before decoding (after a JPEG's
+# reduced-scale draft): 50 MP of colour, 25 MP with transparency, 22 MP of palette, 64 MP of 16-bit grey.
+MAX_DECODE_BYTES = 192 * 1024 * 1024
+MAX_PAGES = 100  # a TIFF's pages are found by walking all those before: counted up to here, never further
+# Photos decoded at once in the whole process: a small shared box has 1-2 CPUs and 1-3 GB
+DECODE_SLOTS = max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2))
 PREVIEW_EDGE = 800  # slider previews (long edge)
 THUMB_EDGE = 256  # gallery thumbnails (long edge)
 OUTPUT_FORMATS = ("png", "webp", "jpeg")
@@ -41,6 +50,10 @@ _GREY_MODES = {"1", "L", "LA", "La"} | _HIGH_DEPTH_MODES
 _RGB_MODES = {"RGB", "RGBA", "RGBa", "RGBX", "P", "PA"}
 _ORIENTATION_TAG = 0x0112
 _GPS_IFD_TAG = 0x8825
+# Modes resized as they are, before any other work, when a photo is bigger than its box
+_SHRINK_FIRST_MODES = {"L", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+_BAND_BYTES = 16 * 1024 * 1024  # high-depth pixels are brought to 8 bits this many bytes of rows at a time
+_DECODES = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 class ImageError(ValueError):
@@ -67,10 +80,22 @@ class _Decoded:
     raw_mode: str  # mode as decoded, before normalising
     orientation: int  # EXIF orientation 1-8, already applied to `image`
     original_size: tuple[int, int]  # upright, before any reduced-scale decoding
-    frames: int
+    frames: int  # 1, or 2 for several
     gps: bool  # EXIF holds a GPS position
     plain_mode: bool  # decoded as RGB, RGBA or L with no tRNS to apply
     deep: bool  # more than 8 bits per channel (a 16-bit RGB PNG decodes as plain "RGB")
+
+
+def _one_of_few_decodes(func: Callable) -> Callable:
+    """Run `func` holding one of the process's DECODE_SLOTS: many sessions decoding big photos at once
+    wait their turn rather than add up their memory."""
+
+    @functools.wraps(func)
+    def in_a_slot(*args, **kwargs):
+        with _DECODES:
+            return func(*args, **kwargs)
+
+    return in_a_slot
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -100,18 +125,21 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+@_one_of_few_decodes
 def open_image(data: bytes, fit_edge: int | None = None) -> Image.Image:
     """Validate and decode photo bytes into an upright, loaded first frame in mode RGB, RGBA or L, with
     alpha kept only when some pixel is see-through; raises ImageError for anything we cannot use. With
-    `fit_edge`, a JPEG may come out at a reduced scale that still covers that box (for previews)."""
+    `fit_edge`, a JPEG may come out at a reduced scale that still covers that box, and another photo bigger
+    than the box comes out fitted into it (for previews)."""
     return _decode(data, "This file", fit_edge=fit_edge).image
 
 
+@_one_of_few_decodes
 def prepare(data: bytes, filename: str | None = None) -> PreparedImage:
     """Turn an uploaded photo into the payload for Novita: the original bytes when they already qualify,
     else an upright image fitted inside FIT_EDGE x FIT_EDGE as PNG (transparency) or JPEG, with notices;
     and the slider's preview of it, made from the same decode."""
-    opened = _open(data, _label(filename))
+    opened = _open(data, label(filename))
     if _reusable_jpeg(opened):
         # Sent untouched, so its pixels are only needed for the preview: a reduced-scale decode reads (and
         # so checks) the whole file at a fraction of the cost of a full one.
@@ -150,6 +178,7 @@ def encode(image: Image.Image, image_type: str) -> bytes:
     return buffer.getvalue()
 
 
+@_one_of_few_decodes
 def convert(data: bytes, image_type: str) -> bytes:
     """Re-encode image bytes as `image_type` (for when the API answers another type than asked); bytes
     already of that type come back unchanged."""
@@ -159,6 +188,7 @@ def convert(data: bytes, image_type: str) -> bytes:
     return encode(_decode(data, "The result image").image, image_type)
 
 
+@_one_of_few_decodes
 def preview(data: bytes, max_edge: int = PREVIEW_EDGE) -> bytes:
     """A light RGB JPEG for the before/after slider: long edge at most `max_edge`, transparency shown on a
     checkerboard; big JPEGs are decoded at reduced scale, so this stays quick."""
@@ -219,7 +249,7 @@ class _Opened:
     format: str  # sniffed from the bytes
     label: str  # how messages name the file
     size: tuple[int, int]  # as stored, before orientation
-    frames: int
+    frames: int  # 1, or 2 for several (see `_frames`)
     bit_depth: int  # per channel, from a PNG's IHDR (a 16-bit RGB PNG decodes as plain "RGB"); else 8
 
 
@@ -229,8 +259,7 @@ def _open(data: bytes, label: str) -> _Opened:
         msg = f"{label} is empty (0 bytes). Choose the photo again, or export it again from its app."
         raise ImageError(msg)
     if len(data) > MAX_FILE_BYTES:
-        megabytes = _megabytes(len(data))
-        msg = f"{label} is {megabytes} MB; the limit is 30 MB. Export a smaller JPEG and try again."
+        msg = f"{label} is {megabytes(len(data))} MB; the limit is 30 MB. Export a smaller JPEG and try again."
         raise ImageError(msg)
     kind = sniff_format(data)
     if kind is None:
@@ -245,9 +274,29 @@ def _open(data: bytes, label: str) -> _Opened:
                 "megapixels this app can safely open. Resize it to 2048 × 2048 pixels or less, then retry."
             )
             raise ImageError(msg)
-        frames = getattr(image, "n_frames", 1)  # before load(): counting GIF frames seeks through the file
+        frames = _frames(image, label)  # before load(): seeking moves the file away from the first frame
     bit_depth = data[24] if kind == "png" else 8  # byte 24: IHDR bit depth
     return _Opened(image, kind, label, (width, height), frames, bit_depth)
+
+
+def _frames(image: Image.Image, label: str) -> int:
+    """1 for one picture, 2 for several (only the first is used, so more are never counted); a TIFF of
+    more than MAX_PAGES pages is refused. Never `n_frames`: it walks every page of a TIFF, which for
+    tens of thousands of pages holds a CPU for many seconds."""
+    if not getattr(image, "is_animated", False):
+        return 1
+    if image.format == "TIFF":
+        try:
+            image.seek(MAX_PAGES)  # walks only the pages before it
+        except EOFError:
+            pass
+        else:
+            msg = (f"{label} has more than {MAX_PAGES} pages; this app reads TIFFs of up to {MAX_PAGES}. "
+                   "Save the page you want as its own file, then retry.")
+            raise ImageError(msg)
+        finally:
+            image.seek(0)
+    return 2
 
 
 def _load(opened: _Opened, fit_edge: int | None = None, draft_gap: float = 1.0) -> _Decoded:
@@ -258,11 +307,14 @@ def _load(opened: _Opened, fit_edge: int | None = None, draft_gap: float = 1.0) 
         fit = _fit_size(opened.size, fit_edge or max(opened.size))
         if fit != opened.size and image.format in ("JPEG", "MPO"):  # DCT-scaled decoding: several times faster
             image.draft(None, (int(fit[0] * draft_gap), int(fit[1] * draft_gap)))
+        _check_decode_budget(image, opened.label)
         image.load()
         exif = image.getexif()
         orientation = _orientation(exif)
         if orientation != 1:
             ImageOps.exif_transpose(image, in_place=True)
+        if fit_edge and image.format not in ("JPEG", "MPO"):  # a JPEG was drafted to about that size already
+            image = _fitted_first(image, fit_edge)
         standard = _standard_mode(image)
     upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     kind = opened.format
@@ -271,6 +323,47 @@ def _load(opened: _Opened, fit_edge: int | None = None, draft_gap: float = 1.0) 
         _without_opaque_alpha(standard), kind, image.format, image.mode, orientation, upright, opened.frames,
         _GPS_IFD_TAG in exif, standard is image, deep,
     )
+
+
+def _check_decode_budget(image: Image.Image, label: str) -> None:
+    """Refuse a photo that would take more than MAX_DECODE_BYTES to decode and fit, judged from its header
+    before a single pixel is decoded: width × height × (bytes per decoded pixel + those of the full-size
+    copies fitting makes: a premultiplied one for RGBA, a converted one and its premultiplied one for modes
+    that cannot be fitted as they are)."""
+    width, height = image.size
+    if image.mode in _SHRINK_FIRST_MODES and "transparency" not in image.info:
+        copies = 4 if image.mode == "RGBA" else 0
+    else:
+        copies = 8
+    needed = width * height * (_pixel_bytes(image.mode) + copies)
+    if needed > MAX_DECODE_BYTES:
+        msg = (f"{label} is {width} × {height} pixels: opening it would take {-(-needed // 2**20)} MB of memory, "
+               f"more than the {MAX_DECODE_BYTES // 2**20} MB this app allows one photo. Resize it to "
+               "2048 × 2048 pixels or less (or save it as a JPEG), then retry.")
+        raise ImageError(msg)
+
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes one decoded pixel takes in Pillow: bands × bytes per band, with 8-bit colour held in 4 bytes."""
+    try:
+        described = ImageMode.getmode(mode)
+    except KeyError:
+        return 4
+    band = int(described.typestr[-1])
+    bands = len(described.bands)
+    return 4 if band == 1 and bands > 1 else band * bands
+
+
+def _fitted_first(image: Image.Image, fit_edge: int) -> Image.Image:
+    """A photo bigger than fit_edge × fit_edge, fitted into it before anything else is done to it, so
+    conversions work on the small copy; the full-size pixels are let go at once. Modes that resize
+    badly as they are (palette, 1-bit, colour-key transparency, CMYK) are left for `_standard_mode`."""
+    target = _fit_size(image.size, fit_edge)
+    if target == image.size or image.mode not in _SHRINK_FIRST_MODES or "transparency" in image.info:
+        return image
+    fitted = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    image.close()
+    return fitted
 
 
 def _decode(data: bytes, label: str, fit_edge: int | None = None, draft_gap: float = 1.0) -> _Decoded:
@@ -316,19 +409,29 @@ def _standard_mode(image: Image.Image) -> Image.Image:
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
-    """8-bit L from 16-bit or 32-bit grey: 16-bit scaled by 1/256, floats stretched over their range."""
-    values = np.asarray(image)
-    if image.mode == "F":
-        low, high = float(values.min()), float(values.max())
-        values = (values - low) * (255.0 / ((high - low) or 1.0))
-    elif image.mode != "I" or values.max() > 255:  # "I" holding 0-255 data is left as is
-        values = values / 256.0
-    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8))
+    """8-bit L from 16-bit or 32-bit grey: 16-bit scaled by 1/256, floats stretched over their range. Done a
+    band of rows at a time in float32 or integers, so it holds little more than the 8-bit result."""
+    low, high = image.getextrema()
+    width, height = image.size
+    rows = max(1, _BAND_BYTES // (width * 4))
+    out = np.empty((height, width), np.uint8)
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(height, top + rows)))
+        if image.mode == "F":
+            values = np.array(band, dtype=np.float32)
+            values -= low
+            values *= np.float32(255.0 / ((high - low) or 1.0))
+        elif image.mode != "I" or high > 255:  # "I" holding 0-255 data is left as is
+            values = np.asarray(band) >> 8
+        else:
+            values = np.asarray(band)
+        np.clip(values, 0, 255, out=out[top:top + rows], casting="unsafe")
+    return Image.fromarray(out)
 
 
 def _without_opaque_alpha(image: Image.Image) -> Image.Image:
     """Drop an alpha channel in which every pixel is fully opaque: transparency only when it matters."""
-    if image.mode != "RGBA" or image.getchannel("A").getextrema()[0] < 255:
+    if image.mode != "RGBA" or image.getextrema()[3][0] < 255:  # no copy of the alpha channel
         return image
     return image.convert("RGB")
 
@@ -399,14 +502,14 @@ def _image_type(image_type: str) -> str:
     return name
 
 
-def _label(filename: str | None) -> str:
+def label(filename: str | None) -> str:
     """How messages name the file: its base name quoted, cut short and stripped of control characters."""
     name = re.split(r"[\\/]", filename or "")[-1]
     name = "".join(ch for ch in name if ch.isprintable())[:80]
     return f"“{name}”" if name else "This file"
 
 
-def _megabytes(size: int) -> str:
+def megabytes(size: int) -> str:
     """Size in MB for a message; one decimal near the limit so "30 MB; the limit is 30 MB" never shows."""
-    megabytes = size / (1024 * 1024)
-    return f"{megabytes:.0f}" if megabytes >= 31 else f"{megabytes:.1f}"
+    size_mb = size / (1024 * 1024)
+    return f"{size_mb:.0f}" if size_mb >= 31 else f"{size_mb:.1f}"

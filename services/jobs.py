@@ -110,8 +110,9 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
 
 def _call(prepared: PreparedImage, prompt: str, image_type: str, engine: str, api_key: str | None,
           report: Progress) -> engines.ReplaceResult:
-    report(stage="Sending the photo to Novita and waiting for the new background" if engine == engines.NOVITA
-           else "Cutting out the subject and painting a backdrop")
+    stages = {engines.NOVITA: "Sending the photo to Novita and waiting for the new background",
+              engines.OFFLINE: "Cutting out the subject and painting a backdrop"}
+    report(stage=stages.get(engine, "Cutting out the subject"))
     result = engines.replace_background(prepared.data, prompt, image_type, engine=engine, api_key=api_key)
     report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s")
     return result

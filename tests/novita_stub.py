@@ -350,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Request-Id", self.request_id)
-        for name, value in (headers or {}).items():
+        for name, value in {**self.server.stub.reply_headers, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -380,6 +380,7 @@ class NovitaStub:
         self.latency = latency  # seconds a normal answer takes, like the live service: rendering included
         self.valid_keys = None if valid_keys is None else set(valid_keys)
         self.requests: list[ReceivedRequest] = []
+        self.reply_headers: dict[str, str] = {}  # sent on every reply until reset, e.g. a Set-Cookie
         self._host, self._port = host, port
         self._lock = threading.Lock()
         self._queue: collections.deque[Fault] = collections.deque()
@@ -410,6 +411,7 @@ class NovitaStub:
             self._queue.clear()
             self._always = None
             self.requests.clear()
+            self.reply_headers = {}
 
     def _record(self, request: ReceivedRequest) -> Fault | None:
         with self._lock:

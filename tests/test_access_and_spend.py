@@ -103,17 +103,15 @@ def test_with_app_password_only_the_gate_shows_until_the_right_password(novita_e
     navigation = [m.navigation for m in sent if m.WhichOneof("type") == "navigation"]
     assert navigation and navigation[-1].position == Navigation.Position.HIDDEN
 
-    timings = []
-    for guess in ("open sesame", "letmein please"):
-        started = time.monotonic()
+    started = time.monotonic()
+    for guess in ("open sesame", "letmein please", "hunter2 again"):
         at.text_input(key="gate.password").input(guess).run()
-        timings.append(time.monotonic() - started)
         assert not at.exception
         assert "not right" in texts(at.error)
         assert_only_the_gate(at)
-    # every wrong answer is slowed down, and the delay grows
-    assert timings[0] >= 0.45
-    assert timings[1] >= 0.9 and timings[1] > timings[0]
+    # each wrong answer pushes the next check back, 0.5 s then 1 s: the third came at least 1.5 s after the
+    # first (a lower bound, so a busy machine cannot break it)
+    assert time.monotonic() - started >= 1.5
 
     at.text_input(key="gate.password").input(PASSWORD).run()
     assert not at.exception and not at.error
@@ -124,7 +122,7 @@ def test_with_app_password_only_the_gate_shows_until_the_right_password(novita_e
     assert at.radio(key="engine_preference").label == "Engine"  # the sidebar is there now
     assert not [t for t in at.text_input if t.key == "gate.password"]
     assert at.session_state["gate.password"] == ""  # the field was cleared, never sent back
-    for secret in (PASSWORD, "open sesame", "letmein please"):
+    for secret in (PASSWORD, "open sesame", "letmein please", "hunter2 again"):
         assert not shown_anywhere(sent, secret), secret
 
     # it stays open for this session
@@ -396,7 +394,7 @@ def test_the_daily_ceiling_holds_across_sessions_and_the_third_is_told_why(novit
         assert not session.exception
     assert len(novita_env.requests) == 2
     assert [len(s.session_state["history"]) for s in sessions] == [1, 1, 0]
-    warning = texts(sessions[2].warning)
+    warning = texts(sessions[2].warning).replace("\\", "")  # the page escapes Markdown; the browser shows none
     assert "2 Novita images a day" in warning and "owner" in warning and "00:00 UTC" in warning, warning
     assert "offline studio" in warning
     assert "Left today for everyone on the shared key: 0 of 2" in texts(sessions[2].sidebar.caption)

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(120)
 TIMEOUT = 30
 GOOD_NAME = "good.jpg"
 PROMPT = "on a marble kitchen counter, soft morning light"
-HANG_GUARD = 5.0  # seconds: a guard against hangs on the bomb and the long strip, not a benchmark
+HANG_GUARD = 30.0  # seconds: a guard against hangs on the bomb and the long strip (generous: speed is in bench/)
 SENTENCE = re.compile(r"^\S.{20,}[.!?]$", re.S)
 LEAKS = re.compile(r"Traceback|Exception|\w+Error\b|object at 0x|File \"|errno")
 

@@ -1,4 +1,4 @@
-"""Batch and Variants: uploads (photos and ZIPs), the results ZIP with its manifest, and the two pages
+"""Batch and Variants: the results ZIP with its manifest, and the two pages
 through AppTest against the loopback stand-in (the run engine itself is in test_runs.py)."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from services import batch as batches
 from services import budget, export, runs
 from services.history import History, HistoryItem
 from services.quota import MemoryLimiter
 from tests.conftest import TEST_KEY, photo_bytes
+from tests.test_uploads import make_zip
 
 TIMEOUT = 30
 LATENCY = 0.5
@@ -48,87 +48,6 @@ def is_sentence(text: str | None) -> bool:
     return bool(text) and len(text) > 15 and text.rstrip()[-1] in ".!?" and "Traceback" not in text
 
 
-# ------------------------------------------------------------------------------------------- uploads
-
-
-def make_zip(entries: list[tuple[str, bytes | None]], compression=zipfile.ZIP_DEFLATED) -> bytes:
-    """A ZIP of (name, bytes) entries; bytes None makes a folder entry."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=compression) as archive:
-        for name, data in entries:
-            if data is None:
-                archive.writestr(zipfile.ZipInfo(name.rstrip("/") + "/"), b"")
-            else:
-                archive.writestr(name, data)
-    return buf.getvalue()
-
-
-def test_plain_photos_pass_through():
-    named = photos(3)
-    got, skipped = batches.photos_from_uploads(named)
-    assert got == named and skipped == []
-
-
-def test_a_zip_of_photos_is_expanded_skipping_folders_macos_and_hidden_files():
-    a, b, c = photo_bytes(fmt="JPEG"), photo_bytes(fmt="PNG"), photo_bytes(fmt="WEBP")
-    archive = make_zip([
-        ("shoot/", None),
-        ("shoot/a.jpg", a),
-        ("shoot/.hidden.jpg", a),
-        (".DS_Store", b"\0\0\0\1Bud1"),
-        ("__MACOSX/", None),
-        ("__MACOSX/shoot/._a.jpg", b"\0\5\26\7 resource fork"),
-        ("shoot/more/b.png", b),
-        ("c.webp", c),
-    ])
-    got, skipped = batches.photos_from_uploads([("first.jpg", a), ("Shoot.ZIP", archive), ("last.png", b)])
-    assert [name for name, _ in got] == ["first.jpg", "a.jpg", "b.png", "c.webp", "last.png"]
-    assert [data for _, data in got] == [a, a, b, c, b]
-    assert skipped == []
-
-
-@pytest.mark.parametrize("data", [b"not a zip at all", b"PK\x03\x04" + b"\0" * 40, "truncated"])
-def test_a_damaged_zip_gives_a_sentence(data):
-    if data == "truncated":
-        whole = make_zip([("a.jpg", photo_bytes()), ("b.jpg", photo_bytes())])
-        data = whole[: len(whole) // 2]
-    got, skipped = batches.photos_from_uploads([("good.jpg", photo_bytes()), ("broken.zip", data)])
-    assert [name for name, _ in got] == ["good.jpg"]
-    assert len(skipped) == 1 and skipped[0].startswith("broken.zip:") and is_sentence(skipped[0])
-
-
-def test_a_zip_with_a_damaged_member_gives_a_sentence():
-    whole = bytearray(make_zip([("a.jpg", photo_bytes(fmt="PNG") + b"padding " * 500)]))
-    start_of_data = 30 + len("a.jpg")
-    for i in range(start_of_data + 10, start_of_data + 200):
-        whole[i] ^= 0x5A
-    got, skipped = batches.photos_from_uploads([("broken.zip", bytes(whole))])
-    assert got == []
-    assert len(skipped) == 1 and skipped[0].startswith("broken.zip:") and is_sentence(skipped[0])
-
-
-def test_more_than_fifty_photos_are_capped_with_a_sentence():
-    got, skipped = batches.photos_from_uploads(photos(53))
-    assert len(got) == batches.MAX_PHOTOS == 50
-    assert got[-1][0] == "photo50.jpg"
-    assert len(skipped) == 1 and "50" in skipped[0] and is_sentence(skipped[0])
-
-
-def test_a_zip_of_more_than_fifty_photos_stops_reading_with_a_sentence():
-    archive = make_zip(photos(55), compression=zipfile.ZIP_STORED)
-    got, skipped = batches.photos_from_uploads([("big.zip", archive)])
-    assert len(got) == 50
-    assert len(skipped) == 1 and skipped[0].startswith("big.zip:") and "50" in skipped[0]
-    assert is_sentence(skipped[0])
-
-
-def test_a_zip_over_the_size_cap_stops_reading_with_a_sentence(monkeypatch):
-    named = photos(5)
-    size = len(named[0][1])
-    monkeypatch.setattr(batches, "MAX_ZIP_BYTES", int(size * 2.5))
-    got, skipped = batches.photos_from_uploads([("heavy.zip", make_zip(named))])
-    assert 1 <= len(got) <= 3 and len(got) < 5
-    assert len(skipped) == 1 and skipped[0].startswith("heavy.zip:") and is_sentence(skipped[0])
 
 
 # -------------------------------------------------------------------------------------- the results ZIP
@@ -285,6 +204,18 @@ def test_batch_page_retry_failed_completes_the_one(app, novita_env):
     assert len(novita_env.requests) == 5
     assert any(t.startswith("4 done · 0 failed") for t in progress_texts(app)), progress_texts(app)
     assert not [b for b in app.button if b.key == "batch.retry"]
+
+
+def test_what_a_batch_left_out_stays_said_beside_its_outcome(app, novita_env):
+    run_batch(app, photos(2) + [("broken.zip", b"not a zip at all")])
+    assert not app.exception and len(app.session_state["history"]) == 2
+    assert any(t.startswith("2 done") for t in progress_texts(app))
+    said = [w.value for w in app.warning]
+    assert len(said) == 1 and "broken.zip" in said[0]
+    app.run()  # another rerun of the finished batch: still said, until the next batch starts
+    assert [w.value for w in app.warning] == said
+    run_batch(app, photos(1, "next"))
+    assert not app.warning
 
 
 def test_batch_page_says_what_is_missing(app, novita_env):

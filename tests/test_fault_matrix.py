@@ -166,7 +166,7 @@ def test_fault_as_a_person_sees_it(app, novita_env, monkeypatch, caplog, case: C
     assert app.text_area(key="prompt").value == SECOND_PROMPT
     assert app.radio(key="format").value == "WEBP"
     assert not app.session_state["replace.page"].run or app.session_state["replace.page"].run.finished
-    assert elapsed < 20, f"the failing run took {elapsed:.1f} s"
+    assert elapsed < 60, f"the failing run took {elapsed:.1f} s"  # a hang would be the 120 s default timeout
 
     sent = len(stub.requests) - before
     if isinstance(case.requests, tuple):

@@ -6,15 +6,17 @@ import functools
 import io
 import random
 import struct
+import threading
 import zlib
 
 import numpy as np
 import pillow_heif
 import pytest
-from PIL import Image, ImageCms, ImageFile, JpegImagePlugin
+from PIL import Image, ImageCms, ImageFile, JpegImagePlugin, TiffImagePlugin
 
 from services import images
 from services.images import ImageError, PreparedImage
+from tests import hostile_files
 
 pillow_heif.register_heif_opener()
 
@@ -655,3 +657,146 @@ def test_on_checkerboard_of_opaque_image_is_plain_rgb():
     board = images.on_checkerboard(Image.new("L", (8, 8), 50))
     assert board.mode == "RGB" and board.getpixel((3, 3)) == (50, 50, 50)
 
+
+
+# ---------------------------------------------------------------- bounded memory and CPU
+
+
+@pytest.mark.parametrize(("mode", "fmt", "fits", "over"), [
+    ("L", "PNG", (1024, 1024), (1025, 1024)),  # 1 byte a pixel
+    ("1", "PNG", (341, 341), (342, 341)),  # 1, then converted (4) and premultiplied (4) at full size
+    ("P", "PNG", (341, 341), (342, 341)),
+    ("RGB", "PNG", (512, 512), (513, 512)),  # 3 bands held in 4 bytes
+    ("RGBA", "PNG", (362, 362), (363, 362)),  # 4, and the premultiplied copy fitting makes
+    ("I;16", "PNG", (724, 724), (725, 724)),  # 2
+    ("F", "TIFF", (512, 512), (513, 512)),  # 4
+])
+def test_the_decode_budget_counts_bytes_per_pixel_from_the_header(monkeypatch, mode, fmt, fits, over):
+    monkeypatch.setattr(images, "MAX_DECODE_BYTES", 2**20)
+    assert images.prepare(save(Image.new(mode, fits), fmt), "photo").size == fits
+    (width, height) = over
+    message = refusal(save(Image.new(mode, over), fmt))
+    assert message == (f"“photo.png” is {width} × {height} pixels: opening it would take 2 MB of memory, more "
+                       "than the 1 MB this app allows one photo. Resize it to 2048 × 2048 pixels or less (or save "
+                       "it as a JPEG), then retry.")
+
+
+def test_the_decode_budget_applies_to_a_jpeg_after_its_reduced_scale_draft(monkeypatch):
+    monkeypatch.setattr(images, "MAX_DECODE_BYTES", 16 * 2**20)  # 4032 x 3024 RGB is 47 MB at full scale
+    prepared = images.prepare(phone_jpeg(), "IMG_0001.jpg")
+    assert prepared.size == (2016, 1512)  # decoded at half scale: 12 MB
+
+
+@pytest.mark.parametrize(("name", "make", "refused_mb"), [
+    ("grey16.png", lambda: hostile_files.big_png("I;16"), None),  # 122 MB decoded: prepared, fitted first
+    ("rgba.png", lambda: hostile_files.big_png("RGBA", fill=(9, 9, 9, 255)), 489),
+    ("floats.tif", hostile_files.float_tiff, 245),
+])
+def test_small_files_that_decode_big_are_refused_or_prepared_within_the_budget(name, make, refused_mb):
+    data = make()
+    assert len(data) < 400_000
+    if refused_mb is None:
+        prepared = images.prepare(data, name)
+        assert prepared.size == (2048, 2048) and prepared.original_size == (7999, 7999)
+        assert load(prepared.data).getextrema() == (3, 3)  # 1000 / 256, scaled not clipped
+        assert any("8 bits" in notice for notice in prepared.notices)
+    else:
+        message = refusal(data, name)
+        assert message.startswith(f"“{name}” is ") and f"would take {refused_mb} MB of memory" in message
+        assert "the 192 MB this app allows one photo" in message
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "I small", "F"])
+def test_high_depth_grey_comes_to_8_bits_a_band_at_a_time_as_a_whole(monkeypatch, mode):
+    monkeypatch.setattr(images, "_BAND_BYTES", 4000)  # 300 px wide: 3 rows a band, 67 bands
+    ramp = np.linspace(0, 1, 300 * 200).reshape(200, 300)
+    values = {"I;16": ramp * 65535, "I": ramp * 1_000_000 - 5000, "I small": ramp * 255, "F": ramp * 3.5 - 1}[mode]
+    array = values.astype({"I;16": np.uint16, "F": np.float32}.get(mode, np.int32))
+    image = Image.fromarray(array)
+    data = save(image, "PNG" if mode == "I;16" else "TIFF")
+    if mode == "F":
+        low, high = float(array.min()), float(array.max())
+        expected = (array.astype(np.float64) - low) * (255 / (high - low))
+    elif mode == "I small":
+        expected = array
+    else:
+        expected = array.astype(np.int64) // 256
+    got = np.asarray(images.open_image(data))
+    assert got.dtype == np.uint8 and got.shape == (200, 300)
+    assert np.abs(got.astype(np.int64) - np.clip(expected, 0, 255).astype(np.int64)).max() <= 1
+
+
+@pytest.mark.parametrize(("fmt", "orientation"), [("PNG", 6), ("TIFF", 8), ("PNG", 1)])
+def test_a_big_photo_is_fitted_before_it_is_converted_and_stays_upright(fmt, orientation):
+    values = np.full((1000, 3000), 20000, np.uint16)
+    values[:300, :300] = 60000  # a bright block at the stored top-left
+    image = Image.fromarray(values)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    prepared = images.prepare(save(image, fmt, exif=exif))
+    upright = (1000, 3000) if orientation != 1 else (3000, 1000)
+    assert prepared.original_size == upright and max(prepared.size) == images.FIT_EDGE
+    shown = load(prepared.data)
+    corner = {6: (shown.width - 20, 20), 8: (20, shown.height - 20), 1: (20, 20)}[orientation]
+    assert shown.getpixel(corner) > 200 and shown.getpixel((shown.width // 2, shown.height // 2)) < 100
+
+
+@pytest.mark.parametrize("pages", [2, images.MAX_PAGES])
+def test_a_tiff_of_up_to_the_page_limit_uses_its_first_page(pages):
+    prepared = images.prepare(hostile_files.many_pages_tiff(pages), "scan.tif")
+    assert prepared.size == (1, 1)
+    assert "Your file has several pages, so only the first page was used." in prepared.notices
+
+
+@pytest.mark.parametrize("pages", [images.MAX_PAGES + 1, 32_000])
+def test_a_tiff_of_more_pages_is_refused_without_counting_them_all(monkeypatch, pages):
+    walked = []  # each page Pillow steps onto; n_frames would step onto every one of them
+    step = TiffImagePlugin.TiffImageFile._seek
+
+    def counted_step(self, frame):
+        walked.append(frame)
+        return step(self, frame)
+
+    monkeypatch.setattr(TiffImagePlugin.TiffImageFile, "_seek", counted_step)
+    data = hostile_files.many_pages_tiff(pages)
+    assert refusal(data, "scan.tif") == ("“scan.tif” has more than 100 pages; this app reads TIFFs of up to 100. "
+                                          "Save the page you want as its own file, then retry.")
+    assert max(walked) == images.MAX_PAGES
+
+
+def test_decodes_at_once_are_bounded_across_the_process(monkeypatch):
+    """As many threads as there are slots meet inside a decode (a barrier of that many would time out
+    otherwise), and never one more."""
+    inside, most = [0], [0]
+    lock = threading.Lock()
+    meet = threading.Barrier(images.DECODE_SLOTS, timeout=20)
+    real_load = images._load
+
+    def counted_load(*args, **kwargs):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        try:
+            meet.wait()
+            return real_load(*args, **kwargs)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(images, "_load", counted_load)
+    data = save(gradient((300, 200)), "PNG")
+    calls = [images.prepare, images.open_image, images.preview, lambda d: images.convert(d, "jpeg")]
+    errors = []
+
+    def work(call):
+        try:
+            call(data)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(calls[i % 4],)) for i in range(4 * images.DECODE_SLOTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and most[0] == images.DECODE_SLOTS

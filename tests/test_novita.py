@@ -267,7 +267,7 @@ def test_stub_timeout_fault_hangs_then_answers_and_never_blocks_shutdown(stub):
         while not hung.requests:
             time.sleep(0.01)
         started = time.monotonic()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # woken at once: far less than the 60 s hang, even on a busy machine
     hung.stop()  # stopping twice is harmless
 
 
@@ -279,17 +279,24 @@ def test_stub_reset_fault_breaks_the_connection_mid_reply(stub):
 
 
 def test_stub_latency_and_concurrency(stub):
-    stub.latency = 0.3
-    results: list[int] = []
-    threads = [threading.Thread(target=lambda: results.append(post(stub).status_code)) for _ in range(8)]
+    stub.latency = 1.0
+    results: list[tuple[int, float]] = []
+
+    def one():
+        code = post(stub).status_code
+        results.append((code, time.monotonic()))
+
+    threads = [threading.Thread(target=one) for _ in range(8)]
     started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - started
-    assert results == [200] * 8 and len(stub.requests) == 8
-    assert 0.3 <= elapsed < 8 * 0.3  # answered in parallel
+    assert [code for code, _ in results] == [200] * 8 and len(stub.requests) == 8
+    first_answer = min(at for _, at in results)
+    assert first_answer - started >= stub.latency
+    # In parallel: every request was in before the first answer went out (an order of events, not a bound).
+    assert max(r.received_at for r in stub.requests) < first_answer
 
 
 def test_stub_latency_includes_its_own_rendering(stub, monkeypatch):
@@ -299,29 +306,33 @@ def test_stub_latency_includes_its_own_rendering(stub, monkeypatch):
 
     rendered = novita_stub.render
 
+    render_started: list[float] = []
+
     def slow_render(*args):
+        render_started.append(time.monotonic())
         time.sleep(0.2)
         return rendered(*args)
 
     monkeypatch.setattr(novita_stub, "render", slow_render)
-    stub.latency = 0.5
+    stub.latency = 1.0
     started = time.monotonic()
     assert post(stub).status_code == 200
-    assert 0.5 <= time.monotonic() - started < 0.65
+    assert time.monotonic() - started >= stub.latency
+    # The rendering began inside the latency, not once it was over (an order of events, not a bound).
+    assert render_started[0] < stub.requests[0].received_at + stub.latency
     stub.latency = 0.0
     started = time.monotonic()
     assert post(stub).status_code == 200
     assert 0.2 <= time.monotonic() - started  # with no latency, the rendering is all it takes
 
 
-def test_stub_handles_a_2048_photo_quickly(stub):
+def test_stub_handles_a_2048_photo(stub):
     noise = Image.effect_noise((2048, 2048), 60).convert("RGB")
     buf = io.BytesIO()
     noise.save(buf, "JPEG", quality=90)
     for image_type in FORMATS:
-        started = time.monotonic()
-        r = post(stub, payload(buf.getvalue(), image_type=image_type), timeout=30)
-        assert r.status_code == 200 and time.monotonic() - started < 5
+        r = post(stub, payload(buf.getvalue(), image_type=image_type), timeout=60)  # speed is in bench/
+        assert r.status_code == 200
         assert sniff(base64.b64decode(r.json()["image_file"])).size == (2048, 2048)
 
 
@@ -487,7 +498,7 @@ def test_long_retry_after_is_not_waited_for(novita, stub):
     stub.always(Fault("429", retry_after=120))
     err, elapsed = raised(novita, stub)
     assert type(err) is novita.RateLimitError and err.retry_after == 120
-    assert elapsed < 5 and len(stub.requests) == 1
+    assert elapsed < 60 and len(stub.requests) == 1  # far less than the 120 s asked for
     assert_sentence(err)
 
 
@@ -505,23 +516,23 @@ def test_fault_once_is_retried_to_success(novita, stub, script, min_seconds):
     assert sniff(result.image).format == "PNG"
     first, second = stub.requests
     assert first.body == second.body and first.headers["Authorization"] == second.headers["Authorization"]
-    assert second.received_at - first.received_at >= min_seconds and elapsed < 10
+    assert second.received_at - first.received_at >= min_seconds and elapsed < 30
     assert result.request_id == second.request_id
 
 
 def test_read_timeout_is_not_retried(novita, stub):
-    stub.always(Fault("timeout", delay=2))
+    stub.always(Fault("timeout", delay=20))
     err, elapsed = raised(novita, stub, timeout=0.5)
     assert type(err) is novita.APITimeoutError and err.retryable
-    assert len(stub.requests) == 1 and elapsed < 1.8
+    assert len(stub.requests) == 1 and elapsed < 15  # gave up, did not wait for the 20 s answer
     assert_sentence(err)
 
 
 def test_timeout_comes_from_the_environment(novita, stub, monkeypatch):
     monkeypatch.setenv("NOVITA_TIMEOUT", "0.5")
-    stub.always(Fault("timeout", delay=2))
+    stub.always(Fault("timeout", delay=20))
     err, elapsed = raised(novita, stub)
-    assert type(err) is novita.APITimeoutError and elapsed < 1.8
+    assert type(err) is novita.APITimeoutError and elapsed < 15  # 0.5 s, not the default 120 s
 
 
 def test_connection_refused_is_a_connection_error(novita, stub):
@@ -663,7 +674,7 @@ def test_a_503_asking_for_a_long_wait_is_returned_at_once(novita, stub):
     started = time.monotonic()
     with pytest.raises(novita.ServerError):
         novita.replace_background(PHOTO, "x", api_key=KEY, base_url=stub.base_url)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 60  # far less than the hour asked for
     assert len(stub.requests) == 1
 
 

@@ -260,16 +260,16 @@ def queue_up(limiter, bucket, count, **kwargs) -> list[Waiter]:
 
 
 def test_a_cancelled_waiter_leaves_at_once_and_the_next_still_gets_its_turn(make_limiter):
-    limiter, bucket = make_limiter(1, 1.0), bucket_for(TEST_KEY)
+    # Bounds with seconds of slack for a busy machine: a wrong limiter is off by a whole 3 s window.
+    limiter, bucket = make_limiter(1, 3.0), bucket_for(TEST_KEY)
     assert limiter.acquire(bucket, timeout=1)
     first_grant = time.monotonic()
     head, second = queue_up(limiter, bucket, 2)
-    cancelled_at = time.monotonic()
     head.cancel.set()
     assert head.join() is False
-    assert head.ended_at - cancelled_at < 0.5
-    assert second.join(timeout=3) is True
-    assert 1.0 - EPS <= second.ended_at - first_grant < 1.6  # its turn when the slot frees, not later
+    assert head.ended_at < first_grant + 3.0  # left before the slot it waited for came free
+    assert second.join(timeout=8) is True
+    assert 3.0 - EPS <= second.ended_at - first_grant < 5.0  # its turn when the slot frees, not a window later
 
 
 def test_a_cancelled_waiter_behind_does_not_hold_the_line(make_limiter):
@@ -286,17 +286,19 @@ def test_a_cancelled_waiter_behind_does_not_hold_the_line(make_limiter):
 def test_on_wait_reports_place_in_line_and_a_positive_estimate(make_limiter):
     limiter, bucket = make_limiter(1, 2.0), bucket_for(TEST_KEY)
     assert limiter.acquire(bucket, timeout=1)
+    granted = time.monotonic()
     waiters = queue_up(limiter, bucket, 3)
+    queued = time.monotonic() - granted  # however long a busy machine took to line them up
     time.sleep(0.3)  # a poll or two: every waiter reports again
     firsts = [w.reports[0] for w in waiters]
     assert [place for place, _ in firsts] == [1, 2, 3]
     assert all(seconds > 0 for w in waiters for _, seconds in w.reports)
-    assert 1.3 < firsts[0][1] <= 2.0 + EPS  # the head waits for the oldest grant to expire
+    assert 2.0 - queued - EPS <= firsts[0][1] <= 2.0 + EPS  # the head waits for the oldest grant to expire
     # later in line: the head's wait plus one slot (window / limit = 2 s) per waiter ahead, less the
-    # little time that passed between their reports
+    # time that passed between their reports
     head_wait = firsts[0][1]
-    assert firsts[1][1] >= head_wait + 2.0 - 0.5
-    assert firsts[2][1] >= head_wait + 4.0 - 0.5
+    assert firsts[1][1] >= head_wait + 2.0 - queued - EPS
+    assert firsts[2][1] >= head_wait + 4.0 - queued - EPS
     latest = [w.reports[-1][0] for w in waiters]
     assert latest == [1, 2, 3]
     for w in waiters:
@@ -322,7 +324,7 @@ def test_timeout_returns_false_without_a_slot(make_limiter):
     assert limiter.acquire(bucket, timeout=0.2)
     started = time.monotonic()
     assert limiter.acquire(bucket, timeout=0.2) is False
-    assert time.monotonic() - started < 0.6
+    assert time.monotonic() - started < 4.0  # gave up after its 0.2 s; the slot frees only after 5 s
 
 
 def test_penalize_holds_every_caller_for_about_the_given_seconds(make_limiter):
@@ -335,7 +337,7 @@ def test_penalize_holds_every_caller_for_about_the_given_seconds(make_limiter):
     waiters = [Waiter(limiter, bucket, timeout=3) for _ in range(3)]
     assert [w.join(timeout=3) for w in waiters] == [True, True, True]
     for w in waiters:
-        assert 0.5 - EPS <= w.ended_at - penalized_at < 1.5
+        assert 0.5 - EPS <= w.ended_at - penalized_at < 4.0  # held, yet not for the 5 s window
 
 
 def test_buckets_are_independent(make_limiter):

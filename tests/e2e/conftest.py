@@ -3,12 +3,14 @@
 One app process per configuration (Novita stand-in with a key, offline with no key, a refused plain-http
 address), each started the first time a test asks for it and shared by the session; one browser for the
 session and a fresh context per test. Juxtapose, which the slider loads from a CDN, is served from
-tests/e2e/node_modules; every other request that would leave this machine is aborted.
+tests/e2e/node_modules; every other request that would leave this machine is aborted. Where the browser or
+those assets are missing the tests skip, except on CI (`CI` set), where they fail with the reason.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import socket
@@ -28,13 +30,28 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from tests.conftest import ROOT
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+# On CI (any non-empty `CI`), a browser test that cannot run fails the run with the reason; elsewhere it skips.
+ON_CI = bool(os.environ.get("CI", "").strip())
+
+
+def _cannot_run(reason: str) -> None:
+    if ON_CI:
+        pytest.fail(f"{reason}. CI must run the browser tests, so this fails instead of skipping.",
+                    pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+try:
+    import playwright.sync_api as playwright_sync
+except ImportError:
+    _cannot_run("Playwright is not installed (pip install -r requirements-dev.txt)")
 expect = playwright_sync.expect
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-JUXTAPOSE = Path(__file__).resolve().parent / "node_modules" / "juxtaposejs" / "build"
+JUXTAPOSE_PACKAGE = Path(__file__).resolve().parent / "node_modules" / "juxtaposejs"
+JUXTAPOSE = JUXTAPOSE_PACKAGE / "build"
 JUXTAPOSE_FILES = {"juxtapose.min.js": ("js/juxtapose.min.js", "application/javascript"),
                    "juxtapose.css": ("css/juxtapose.css", "text/css")}
 ARTIFACTS = ROOT / "artifacts"
@@ -51,15 +68,18 @@ FORMATS = {"PNG": ("PNG", "png"), "WEBP": ("WEBP", "webp"), "JPEG": ("JPEG", "jp
 
 
 def require_assets() -> None:
-    """Skip the calling test module when the browser or the juxtapose assets are not installed."""
+    """Skip the calling test module when the browser or the juxtapose assets are not installed; on CI, fail."""
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (scripts/test.sh installs it)",
-                    allow_module_level=True)
+        _cannot_run("Debian's chromium is not installed at /usr/bin/chromium (scripts/test.sh installs it)")
     missing = [name for name, (rel, _) in JUXTAPOSE_FILES.items() if not (JUXTAPOSE / rel).exists()]
     if missing:
-        pytest.skip(f"tests/e2e/node_modules/juxtaposejs is missing ({', '.join(missing)}); run "
-                    "`bash scripts/test.sh` (it runs `npm install` in tests/e2e) to get the slider's assets",
-                    allow_module_level=True)
+        _cannot_run(f"tests/e2e/node_modules/juxtaposejs is missing ({', '.join(missing)}); run "
+                    "`bash scripts/test.sh` (it runs `npm install` in tests/e2e) to get the slider's assets")
+
+
+def juxtapose_version() -> str:
+    """The juxtaposejs version installed in tests/e2e/node_modules."""
+    return json.loads((JUXTAPOSE_PACKAGE / "package.json").read_text())["version"]
 
 
 # --------------------------------------------------------------------------------------------- the app
@@ -165,6 +185,14 @@ def app_offline(request, stub_server) -> AppServer:
     return _serve(request, "offline", {"NOVITA_BASE_URL": stub_server.base_url})
 
 
+@pytest.fixture(scope="module")
+def app_alone(request, stub_server) -> AppServer:
+    """The app as `app_novita` sets it up, in a process of its own for one test module: the memory and CPU
+    that process uses are that module's doing alone."""
+    return _serve(request, f"alone-{request.module.__name__.rsplit('.', 1)[-1]}",
+                  {"NOVITA_API_KEY": E2E_KEY, "NOVITA_BASE_URL": stub_server.base_url, "NOVITA_TIMEOUT": "3"})
+
+
 @pytest.fixture(scope="session")
 def app_insecure(request) -> AppServer:
     """The app with a key and a plain-http, non-loopback Novita address, which it must refuse."""
@@ -208,14 +236,18 @@ def _route_context(context) -> list[str]:
         route.abort("blockedbyclient")
 
     def juxtapose(route):
-        name = urlsplit(route.request.url).path.rsplit("/", 1)[-1]
-        if name not in JUXTAPOSE_FILES:
+        # jsDelivr's npm path: /npm/juxtaposejs@<version>/build/<rel>; only the installed version is served
+        path = urlsplit(route.request.url).path
+        name = path.rsplit("/", 1)[-1]
+        if name not in JUXTAPOSE_FILES or f"/juxtaposejs@{juxtapose_version()}/build/" not in path:
             return outside(route)
         rel, content_type = JUXTAPOSE_FILES[name]
-        return route.fulfill(path=JUXTAPOSE / rel, content_type=content_type)
+        # As the CDN does: the slider asks for these with crossorigin, so the browser can check their hash.
+        return route.fulfill(path=JUXTAPOSE / rel, content_type=content_type,
+                             headers={"Access-Control-Allow-Origin": "*"})
 
     context.route(lambda url: not _is_loopback(url), outside)
-    context.route("**/cdn.knightlab.com/**", juxtapose)  # registered last: matched first
+    context.route("**/cdn.jsdelivr.net/npm/juxtaposejs@*/**", juxtapose)  # registered last: matched first
     return blocked
 
 
@@ -400,7 +432,7 @@ class Studio:
         return self.page.locator('[data-testid="stMarkdownContainer"]', has_text="Photo in use:").inner_text()
 
     def type_prompt(self, text: str) -> Studio:
-        box = self.page.get_by_label("Prompt")
+        box = self.page.get_by_label("Prompt", exact=True)
         if box.input_value() != text:  # an unchanged value would not rerun
             box.fill(text)
             self.act(lambda: box.press("Control+Enter"))  # Streamlit commits a text area on blur or Ctrl+Enter

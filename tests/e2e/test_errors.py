@@ -31,7 +31,7 @@ def test_out_of_credit_is_the_owners_to_fix_and_pauses_novita_for_everyone(studi
     expect(error).to_contain_text("owner has been told")
     expect(error).not_to_contain_text(re.compile(r"change the prompt|another photo|key was refused|not valid", re.I))
     expect(app.page.get_by_test_id("stSidebar")).to_contain_text("Novita is paused")
-    expect(app.page.get_by_label("Prompt")).to_have_value("in a warehouse")
+    expect(app.page.get_by_label("Prompt", exact=True)).to_have_value("in a warehouse")
     assert len(stub.requests) == 1
 
     # Someone else opening the app now reads the line before pressing anything; Automatic makes their
@@ -55,7 +55,7 @@ def test_slow_novita_times_out_then_try_again_works(studio, app_novita, stub):
     expect(error).to_contain_text(re.compile(r"longer than 3 s", re.I))
     expect(app.result_download()).to_have_count(0)
     assert len(stub.requests) == 1  # a read timeout is never re-sent by itself: it may have been paid
-    expect(app.page.get_by_label("Prompt")).to_have_value("in a warehouse")
+    expect(app.page.get_by_label("Prompt", exact=True)).to_have_value("in a warehouse")
     expect(app.page.get_by_role("radio", name=re.compile(r"^WEBP\b"))).to_be_checked()
     expect(app.page.get_by_text("Photo in use:")).to_be_visible()
 

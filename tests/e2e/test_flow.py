@@ -135,7 +135,7 @@ def test_run_again_then_history_reopen_download_delete(studio, app_novita, stub)
 
     # Again, same photo, an idea from the chips under the box and another format.
     app.click_pill("on a sunny beach at sunset")
-    expect(app.page.get_by_label("Prompt")).to_have_value("on a sunny beach at sunset")
+    expect(app.page.get_by_label("Prompt", exact=True)).to_have_value("on a sunny beach at sunset")
     app.replace(fmt="JPEG")
     expect(app.result_caption("on a sunny beach at sunset")).to_be_visible()
     second = app.download()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import ARTIFACTS, VIEWPORT, _serve, jpeg, require_assets
+from tests.e2e.conftest import ARTIFACTS, IDLE, VIEWPORT, _serve, jpeg, require_assets
 
 require_assets()
 
@@ -56,7 +56,7 @@ def test_a_first_visit_straight_to_a_page_still_meets_the_password(chromium, req
         page = context.new_page()
         page.goto(server.url + "batch")
         page.get_by_label("Password", exact=True).wait_for(timeout=20_000)
-        page.wait_for_timeout(1000)
+        page.wait_for_function(IDLE, timeout=20_000)  # the run that drew the gate is over: nothing else comes
         assert page.get_by_role("button", name="Replace all backgrounds").count() == 0
         assert page.get_by_test_id("stSidebarNav").count() == 0
     finally:

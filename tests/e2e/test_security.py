@@ -178,7 +178,7 @@ def test_plain_http_to_a_remote_host_is_refused_with_a_sentence(studio, app_inse
     expect(error).to_contain_text("NOVITA_BASE_URL")
     app.check()
     expect(app.result_download()).to_have_count(0)
-    expect(app.page.get_by_label("Prompt")).to_have_value("in a warehouse")  # nothing the person gave is lost
+    expect(app.page.get_by_label("Prompt", exact=True)).to_have_value("in a warehouse")  # nothing the person gave is lost
     expect(app.page.get_by_text("Photo in use:")).to_be_visible()
     assert stub.requests == []  # the stand-in is the only server there is, and it heard nothing
     assert not [u for u in app.blocked if "example.invalid" in u]
