@@ -145,8 +145,8 @@ def test_embedded_by_another_site_the_key_is_kept_in_that_site_only(chromium, ap
         frame.get_by_role("tab", name="Try a sample").click()  # no upload: see README on embedding
         frame.locator('button[data-variant="pills"]').filter(has_text="Red mug on a studio sweep").click()
         expect(frame.get_by_text("Photo in use:")).to_be_visible(timeout=RUN_TIMEOUT)
-        frame.get_by_label("Prompt").fill("inside a glass atrium")
-        frame.get_by_label("Prompt").press("Control+Enter")
+        frame.get_by_role("textbox", name="Prompt").fill("inside a glass atrium")
+        frame.get_by_role("textbox", name="Prompt").press("Control+Enter")
         frame.get_by_role("button", name="Replace background", exact=True).click()
         expect(frame.get_by_role("button", name="Open", exact=True)).to_have_count(1, timeout=RUN_TIMEOUT)
 
