@@ -20,9 +20,9 @@ EXAMPLE_PROMPTS = [
     "in a bright modern office",
     "on a pastel studio backdrop",
 ]
-NEW_BACKGROUND, TRANSPARENT = "New background from the prompt", "Transparent (subject only)"
+NEW_BACKGROUND, TRANSPARENT = "New background", "Transparent (subject only)"
 BACKGROUNDS = {
-    NEW_BACKGROUND: "Made by the engine the sidebar shows.",
+    NEW_BACKGROUND: "Where the subject should be, as you describe it below; made by the engine the sidebar shows.",
     TRANSPARENT: "The subject alone, for slides and shop listings. Made on this server: no key needed, nothing "
                  "sent, nothing spent. PNG or WEBP (JPEG has no transparency).",
 }

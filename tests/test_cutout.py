@@ -34,8 +34,8 @@ def cut_out_on_main_page(at: AppTest, fmt: str, prompt: str = "") -> AppTest:
 def test_the_background_choice_is_offered_with_the_stable_labels(app):
     choice = app.radio(key="background")
     assert choice.label == "Background"
-    assert list(choice.options) == ["New background from the prompt", "Transparent (subject only)"]
-    assert choice.value == "New background from the prompt"
+    assert list(choice.options) == ["New background", "Transparent (subject only)"]
+    assert choice.value == "New background"
     assert app.text_area(key="prompt").label == "Prompt" and app.radio(key="format").label == "Output format"
 
 
