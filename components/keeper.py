@@ -24,7 +24,9 @@ export default function (component) {
   const { data } = component;
   if (!data || !data.value) return;
   const where = window.isSecureContext ? "SameSite=None; Secure; Partitioned" : "SameSite=Lax";
-  document.cookie = `${data.name}=${data.value}; Max-Age=${data.maxAge}; Path=/; ${where}`;
+  try {
+    document.cookie = `${data.name}=${data.value}; Max-Age=${data.maxAge}; Path=/; ${where}`;
+  } catch (refused) {}  // a sandboxed page keeps no cookie: results then last for the session, as before
 }
 """
 _set_cookie = st.components.v2.component("rbs_browser_key", js=SET_COOKIE_JS)
@@ -35,7 +37,7 @@ def shared_store() -> store.Store | None:
     """The process's history store, from the settings; None when results are kept in the session only."""
     try:
         return store.from_settings()
-    except (config.ConfigError, store.StoreError) as exc:  # the app still works, as before the store
+    except (config.ConfigError, store.StoreError, ImportError) as exc:  # the app works on, as before the store
         log.error("history store off: %s", exc)
         return None
 

@@ -70,3 +70,17 @@ def test_ttl_zero_keeps_results_in_the_session_only(novita_env, monkeypatch, tmp
     assert len(at.session_state["history"]) == 1 and kept_files(tmp_path) == []
     assert "Results stay only while this tab is open" in page_text(at)
     assert not [b for b in at.button if b.key == "keeper.forget"]
+
+
+def test_a_store_setting_that_cannot_work_leaves_the_app_working_as_before(novita_env, monkeypatch, tmp_path,
+                                                                          caplog):
+    monkeypatch.setenv("HISTORY_STORE_URL", "https://not-a-bucket.example.com/")
+    st.cache_resource.clear()
+    with caplog.at_level(logging.ERROR):
+        at = session_of()
+        give_photo(at)
+        replace(at, "in a warehouse")
+    assert not at.exception and not at.error and len(at.session_state["history"]) == 1
+    assert "Results stay only while this tab is open" in page_text(at)
+    assert any("history store off" in r.getMessage() and "s3://bucket/prefix" in r.getMessage()
+               for r in caplog.records)
