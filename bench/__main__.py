@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 
-from bench import figures
+from bench import figures, server_figures
 from bench.harness import Line, app_environment, load_average, quiet_logs
 from bench.photos import FITS, PHONE_12MP, TWO_MP
 
@@ -29,7 +29,9 @@ from bench.photos import FITS, PHONE_12MP, TWO_MP
 FIGURES = ("client_overhead_2048x1536", "reply_decode_floor_2048x1536", "client_overhead_4032x3024",
            "sdk_vs_ours_4032x3024",
            "rerun_20_items_vs_empty", "rerun_20_items_ms", "rerun_image_work_20_items", "slider_payload_12mp",
-           "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_", "fairness_single_beside_")
+           "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_", "fairness_single_beside_",
+           "sessions_time_to_result_n1", "sessions_slowest_vs_cpu_bound_n", "sessions_cpu_per_result_vs_n1_n",
+           "server_fairness_single_beside_")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,12 +87,17 @@ def main(argv: list[str] | None = None) -> int:
             emit("session_memory_20_results", lambda: Line("session_memory_20_results", status="error",
                                                            detail="the session could not be built"))
         emit("batch_12x", lambda: figures.batch(stub, (640, 480), 1 if quick else 3))
-        emit(FIGURES[-3], lambda: figures.offline_seconds((800, 600) if quick else TWO_MP, 1 if quick else 3))
+        emit("offline_seconds_", lambda: figures.offline_seconds((800, 600) if quick else TWO_MP, 1 if quick else 3))
         if quick:  # two fresh app processes each run a 2 MP photo: too slow for the CI run
-            emit(FIGURES[-2], lambda: Line(FIGURES[-2] + "2mp_over_grabcut", status="skipped", detail="--quick"))
+            emit("offline_peak_rss_", lambda: Line("offline_peak_rss_2mp_over_grabcut", status="skipped", detail="--quick"))
         else:
-            emit(FIGURES[-2], figures.offline_peak_rss)
-        emit(FIGURES[-1], lambda: figures.fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
+            emit("offline_peak_rss_", figures.offline_peak_rss)
+        emit("fairness_single_beside_", lambda: figures.fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
+    # one real app server, driven over Streamlit's websocket protocol; it has its own stand-in
+    emit("sessions_", lambda: server_figures.many_sessions((1, 3) if quick else (1, 5, 10, 20), 1 if quick else 3,
+                                                            3 if quick else 10))
+    emit("server_fairness_single_beside_",
+         lambda: server_figures.offline_fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
 
     missed = [line.name for line in lines if line.verdict == "MISS"]
     errors = [line.name for line in lines if line.status == "error"]
