@@ -25,9 +25,10 @@ from bench import figures, server_figures
 from bench.harness import Line, app_environment, load_average, quiet_logs
 from bench.photos import FITS, PHONE_12MP, TWO_MP
 
+LINK_MBIT = 100  # the modelled upload link of the SDK comparison: a server's link to a public API
 # name prefixes of every figure line, in print order (tests/test_bench.py checks each one is printed)
-FIGURES = ("client_overhead_2048x1536", "reply_decode_floor_2048x1536", "client_overhead_4032x3024",
-           "sdk_vs_ours_4032x3024",
+FIGURES = ("client_overhead_2048x1536", "reply_decode_floor_2048x1536", "overhead_vs_floor_2048x1536",
+           "client_overhead_4032x3024", "sdk_vs_ours_4032x3024_loopback", "sdk_vs_ours_4032x3024_100mbit",
            "rerun_20_items_vs_empty", "rerun_20_items_ms", "rerun_image_work_20_items", "slider_payload_12mp",
            "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_", "fairness_single_beside_",
            "sessions_time_to_result_n1", "sessions_slowest_vs_cpu_bound_n", "sessions_cpu_per_result_vs_n1_n",
@@ -62,14 +63,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with NovitaStub() as stub, app_environment(stub.base_url):
         base = stub.base_url
-        emit(FIGURES[0], lambda: figures.client_overhead(base, FITS, 2 if quick else 9, 1.10))
-        emit(FIGURES[1], lambda: figures.reply_floor(base, FITS, 2 if quick else 9))
+        emit("client_overhead_2048x1536", lambda: figures.overhead_and_floor(base, FITS, 2 if quick else 9))
         if quick:  # the 12 MP comparisons are the slowest part and carry no verdict here
-            emit(FIGURES[2], lambda: Line(FIGURES[2], status="skipped", detail="--quick"))
-            emit(FIGURES[3], lambda: Line(FIGURES[3], status="skipped", detail="--quick"))
+            for name in FIGURES[3:6]:
+                emit(name, lambda name=name: Line(name, status="skipped", detail="--quick"))
         else:
-            emit(FIGURES[2], lambda: figures.client_overhead(base, PHONE_12MP, 5, None))
-            emit(FIGURES[3], lambda: figures.sdk_vs_ours(base, 5))
+            emit("client_overhead_4032x3024", lambda: figures.client_overhead(base, PHONE_12MP, 5, None))
+            emit("sdk_vs_ours_4032x3024_loopback", lambda: figures.sdk_vs_ours(base, 5))
+            with NovitaStub(upload_bits_per_second=LINK_MBIT * 1e6) as link:
+                emit("sdk_vs_ours_4032x3024_100mbit", lambda: figures.sdk_vs_ours(link.base_url, 3, LINK_MBIT))
         session = None
 
         def build():
