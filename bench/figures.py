@@ -119,7 +119,8 @@ def overhead_and_floor(base_url: str, size: tuple[int, int], repeats: int) -> li
 def sdk_vs_ours(base_url: str, repeats: int, link_mbit: float | None = None) -> Line:
     """The official SDK ÷ ours, the same 12 MP phone JPEG end to end. On loopback (`link_mbit` None) the
     CPU ratio, a report; behind a stand-in that reads request bodies at `link_mbit` Mbit/s (a server's link
-    to a public API) the wall ratio, with its budget: there the SDK's bigger body costs time, not CPU."""
+    to a public API) CPU plus each body's time on that link, with its budget (the wall ratio in the detail):
+    there the SDK's bigger body costs time, not CPU."""
     name = f"sdk_vs_ours_{PHONE_12MP[0]}x{PHONE_12MP[1]}" + (f"_{link_mbit:g}mbit" if link_mbit else "_loopback")
     try:
         from novita_client import NovitaClient
@@ -147,11 +148,13 @@ def sdk_vs_ours(base_url: str, repeats: int, link_mbit: float | None = None) -> 
     bodies = (f"request body {sdk_body / 1e6:.1f} MB (the original, base64) vs {ours_body / 1e6:.1f} MB (prepared "
               f"to {prepared_size}); ours also makes the previews")
     if link_mbit:
+        # CPU plus the time the link takes for the body: the wall time on an idle machine, steady on a busy one
         upload = lambda nbytes: nbytes * 8 / (link_mbit * 1e6)  # noqa: E731
-        return Line(name, sdk_s / ours_s, ">=", 3.0,
-                    detail=f"wall {sdk_s:.2f} s vs ours {ours_s:.2f} s, uploads alone {upload(sdk_body):.2f} s vs "
-                           f"{upload(ours_body):.2f} s at {link_mbit:g} Mbit/s; CPU {sdk_cpu:.2f} s vs {ours_cpu:.2f} s; "
-                           f"{bodies}")
+        sdk_t, ours_t = sdk_cpu + upload(sdk_body), ours_cpu + upload(ours_body)
+        return Line(name, sdk_t / ours_t, ">=", 3.0,
+                    detail=f"CPU + upload {sdk_t:.2f} s vs ours {ours_t:.2f} s (uploads {upload(sdk_body):.2f} s vs "
+                           f"{upload(ours_body):.2f} s at {link_mbit:g} Mbit/s); measured wall {sdk_s:.2f} vs "
+                           f"{ours_s:.2f} s, ratio {sdk_s / ours_s:.2f}; {bodies}")
     return Line(name, sdk_cpu / ours_cpu,
                 detail=f"CPU {sdk_cpu:.2f} s vs ours {ours_cpu:.2f} s; wall {sdk_s:.2f} vs {ours_s:.2f} s, ratio "
                        f"{sdk_s / ours_s:.2f}; {bodies}")
