@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ PROMPT = "on a marble kitchen counter, soft morning light"
 # Settings that would change what the app does; the bench sets its own and removes the rest.
 _APP_SETTINGS = ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_PRICE_PER_IMAGE", "APP_PASSWORD",
                  "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_REDIS_URL", "RATE_LIMIT_WINDOW_SECONDS",
-                 "NOVITA_RATE_LIMIT_PER_MINUTE", "BATCH_CONCURRENCY")
+                 "NOVITA_RATE_LIMIT_PER_MINUTE", "BATCH_CONCURRENCY", "HISTORY_TTL_HOURS", "HISTORY_STORE_DIR",
+                 "HISTORY_STORE_URL", "HISTORY_STORE_MAX_MB")
 
 
 @dataclass
@@ -80,14 +82,18 @@ def alternating_medians(fns: tuple[Callable[[], object], ...], repeats: int,
 
 @contextlib.contextmanager
 def app_environment(base_url: str) -> Iterator[None]:
-    """Point the app at the stand-in with a bench key, nothing else from the host; restored afterwards."""
+    """Point the app at the stand-in with a bench key, nothing else from the host, and its history store at a
+    folder of its own (the store is on, as by default); restored afterwards."""
     saved = {name: os.environ.get(name) for name in _APP_SETTINGS}
     for name in _APP_SETTINGS:
         os.environ.pop(name, None)
-    os.environ.update(NOVITA_API_KEY=BENCH_KEY, NOVITA_BASE_URL=base_url, NOVITA_RATE_LIMIT_PER_MINUTE="1000")
+    kept = tempfile.TemporaryDirectory(prefix="bench-history-")
+    os.environ.update(NOVITA_API_KEY=BENCH_KEY, NOVITA_BASE_URL=base_url, NOVITA_RATE_LIMIT_PER_MINUTE="1000",
+                      HISTORY_STORE_DIR=kept.name)
     try:
         yield
     finally:
+        kept.cleanup()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -76,7 +76,8 @@ def _start(name: str, tasks: list[runs.Task], image_type: str) -> bool:
     if not _fits(name, len(tasks), chosen):
         return False
     owner_key = chosen == engines.NOVITA and not session.own_key()
-    run = runs.Run(tasks, image_type, chosen, owner_key=owner_key, owner=session.account())
+    run = runs.Run(tasks, image_type, chosen, owner_key=owner_key, owner=session.account(),
+                   keep=session.history().writer())
     run.start(spending())
     session.page(name).run, session.page(name).watching = run, True
     return True

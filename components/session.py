@@ -56,6 +56,7 @@ def init() -> None:
     st.session_state["account"].cap = config.max_images_per_session()  # settings are read at call time
     st.session_state.setdefault("user_api_key", "")  # a key pasted in the sidebar, this session only
     st.session_state.setdefault(ENGINE_KEY, "auto")
+    st.session_state.setdefault("browser.token", None)  # the browser's key to its kept results (keeper.py)
     for name in PAGES:
         st.session_state.setdefault(f"{name}.page", PageState())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from components import actions, gate, messages, session, tally
+from components import actions, gate, keeper, messages, session, tally
 from services import config, engines
 
 ENGINE_CHOICES = {
@@ -39,6 +39,7 @@ def page_setup() -> None:
     session.init()
     gate.require()
     session.follow_inputs()  # before any input is drawn: an input missing here was left on another page
+    keeper.bind()  # the browser's kept results, before anything reads or adds to history
     actions.collect()  # results of runs that ended while the person was on another page
     sidebar()
 

@@ -1,8 +1,8 @@
-"""Replace background: photo → background → prompt → format → run → slider → download, then this session's gallery."""
+"""Replace background: photo → background → prompt → format → run → slider → download, then the gallery."""
 
 import streamlit as st
 
-from components import actions, inputs, run_view, session
+from components import actions, inputs, keeper, run_view, session
 from components.results import gallery, result_panel
 from components.sidebar import page_setup
 
@@ -27,5 +27,6 @@ if current is not None:
 
 if len(history):
     st.divider()
-    st.subheader("This session's results")
+    st.subheader("Your results")
     gallery(history, key="replace.gallery", page_size=4, on_open=run_view.opener("replace"))
+    keeper.what_is_kept()

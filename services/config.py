@@ -128,3 +128,21 @@ def owner_pause_seconds() -> float:
         return max(0.0, float(setting("NOVITA_OWNER_PAUSE_SECONDS", "300")))
     except ValueError:
         return 300.0
+
+
+def history_ttl_hours() -> float:
+    """Hours a result stays in the history store (`HISTORY_TTL_HOURS`), default 24; 0 keeps results in the
+    browser session only, as before the store existed."""
+    try:
+        return max(0.0, float(setting("HISTORY_TTL_HOURS", "24")))
+    except ValueError:
+        return 24.0
+
+
+def history_store_max_mb() -> float:
+    """Megabytes the history store may hold for every browser together (`HISTORY_STORE_MAX_MB`), default 1024;
+    past it the oldest results anywhere go first."""
+    try:
+        return max(1.0, float(setting("HISTORY_STORE_MAX_MB", "1024")))
+    except ValueError:
+        return 1024.0

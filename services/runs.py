@@ -96,6 +96,7 @@ class Run:
     engine: str
     owner_key: bool = False  # on the app owner's key: the session cap and the daily ceiling apply
     owner: Hashable = None
+    keep: Callable[[HistoryItem], None] | None = field(default=None, repr=False)  # called in the worker
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -232,6 +233,8 @@ class Run:
         item = jobs.finish(task.prepared, task.prepared.preview, task.prompt, self.image_type, task.reply,
                            engine=self.engine, source_name=task.source_name, cost=spending.price,
                            started=task.started, progress=task._progress)
+        if self.keep is not None and task.attempt == attempt:
+            self.keep(item)  # kept before the page hears of it: a tab closed meanwhile loses nothing
         with self._lock:
             if task.attempt != attempt:
                 return

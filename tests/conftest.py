@@ -30,11 +30,14 @@ def stub(stub_server):
 
 
 @pytest.fixture
-def novita_env(monkeypatch, stub):
-    """Environment pointing the app at the stand-in with a test key; no other NOVITA_* leaks in."""
+def novita_env(monkeypatch, stub, tmp_path):
+    """Environment pointing the app at the stand-in with a test key; no other NOVITA_* leaks in, and the
+    history store is this test's own folder."""
     for name in ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_PRICE_PER_IMAGE", "APP_PASSWORD",
-                 "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_REDIS_URL", "RATE_LIMIT_WINDOW_SECONDS"):
+                 "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_REDIS_URL", "RATE_LIMIT_WINDOW_SECONDS",
+                 "HISTORY_TTL_HOURS", "HISTORY_STORE_URL", "HISTORY_STORE_MAX_MB"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HISTORY_STORE_DIR", str(tmp_path / "history-store"))
     # The shared key's budget has its own tests; here it must not make the flow wait a minute.
     monkeypatch.setenv("NOVITA_RATE_LIMIT_PER_MINUTE", "1000")
     monkeypatch.setenv("NOVITA_API_KEY", TEST_KEY)

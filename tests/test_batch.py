@@ -17,6 +17,7 @@ from services import budget, export, runs
 from services.history import History, HistoryItem
 from services.quota import MemoryLimiter
 from tests.conftest import TEST_KEY, photo_bytes
+from tests.test_runs import wait_finished
 from tests.test_uploads import make_zip
 
 TIMEOUT = 30
@@ -32,16 +33,6 @@ def photos(n: int, prefix: str = "photo") -> list[tuple[str, bytes]]:
     """n small distinct JPEGs named photo01.jpg, photo02.jpg, …"""
     return [(f"{prefix}{i + 1:02d}.jpg", photo_bytes(size=(320, 240), colour=(20 * i % 256, 90, 200 - 10 * i)))
             for i in range(n)]
-
-
-def wait_finished(run: runs.Run, timeout: float = TIMEOUT) -> float:
-    """Poll until no task waits or runs; return the seconds it took."""
-    began = time.monotonic()
-    while not run.finished:
-        if time.monotonic() - began > timeout:
-            pytest.fail(f"the run did not finish in {timeout} s: {run.counts()}")
-        time.sleep(0.01)
-    return time.monotonic() - began
 
 
 def is_sentence(text: str | None) -> bool:

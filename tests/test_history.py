@@ -69,3 +69,107 @@ def test_slug_cuts_at_a_word_boundary():
     text = "on a very long marble kitchen counter in soft morning light with plants"
     assert slug(text) == "on-a-very-long-marble-kitchen-counter-in"
     assert len(slug(text)) <= 40
+
+
+# --------------------------------------------------------------------- attached to a store (one browser)
+
+from services import store as stores  # noqa: E402
+
+OWNER = stores.owner_of("browser-token-for-the-history-tests")
+
+
+class CountingStore(stores.LocalStore):
+    """The real disk store, counting the results it reads."""
+
+    loads = 0
+
+    def load(self, owner, item_id):
+        self.loads += 1
+        return super().load(owner, item_id)
+
+
+@pytest.fixture
+def kept(tmp_path):
+    return CountingStore(tmp_path, ttl_seconds=3600, max_total_bytes=10**9)
+
+
+def attached(store) -> History:
+    history = History()
+    history.attach(store, OWNER)
+    return history
+
+
+def test_a_new_session_of_the_browser_finds_what_the_last_one_made(kept):
+    first = attached(kept)
+    a, b = item("a"), item("b")
+    first.add(a)
+    first.add(b)
+    again = attached(kept)  # a reload: a new session, the same browser
+    assert [i.prompt for i in again] == ["b", "a"] and again.get(a.id).result == a.result
+
+
+def test_what_the_session_held_before_it_knew_its_browser_is_kept(kept):
+    history = History()
+    history.add(item("made before"))
+    history.attach(kept, OWNER)
+    assert [i.prompt for i in attached(kept)] == ["made before"]
+
+
+def test_sync_reads_only_new_results_and_drops_those_gone_elsewhere(kept, monkeypatch):
+    monkeypatch.setattr("services.history.SYNC_SECONDS", 0.0)
+    mine, other_tab = attached(kept), attached(kept)
+    a = item("a")
+    mine.add(a)
+    loads = kept.loads
+    other_tab.sync()
+    assert [i.prompt for i in other_tab] == ["a"] and kept.loads == loads + 1
+    other_tab.sync()
+    mine.sync()
+    assert kept.loads == loads + 1  # held results are never read again: reruns stay cheap
+    other_tab.remove(a.id)
+    mine.sync()
+    assert len(mine) == 0 and kept.entries(OWNER) == []
+
+
+def test_clear_deletes_the_files(kept):
+    history = attached(kept)
+    for n in range(3):
+        history.add(item(str(n)))
+    history.clear()
+    assert len(history) == 0 and list(kept.root.rglob("*.zip")) == []
+
+
+def test_a_store_that_fails_leaves_the_result_in_the_session(kept, caplog):
+    history = attached(kept)
+    (kept.root / "index.sqlite3").unlink()
+    (kept.root / "index.sqlite3").mkdir()  # the index can no longer be opened
+    with caplog.at_level("WARNING"):
+        history.add(item("still here"))
+        history.sync(force=True)
+    assert [i.prompt for i in history] == ["still here"]
+    assert any("this session only" in r.getMessage() for r in caplog.records)
+
+
+def test_the_writer_keeps_a_result_from_another_thread_before_the_session_adds_it(kept):
+    import threading
+
+    history = History()
+    assert history.writer() is None
+    history.attach(kept, OWNER)
+    made = item("made in a worker")
+    worker = threading.Thread(target=history.writer(), args=(made,))
+    worker.start()
+    worker.join()
+    assert [e.id for e in kept.entries(OWNER)] == [made.id]  # kept, though the page never collected it
+    history.add(made)  # the page collects it later: nothing is written twice
+    assert len(list(kept.root.rglob("*.zip"))) == 1 and [i.prompt for i in attached(kept)] == ["made in a worker"]
+
+
+def test_a_result_read_in_by_a_sync_before_the_page_collects_it_is_held_once(kept):
+    history = History()
+    history.attach(kept, OWNER)
+    made = item("kept by the worker")
+    history.writer()(made)
+    history.sync(force=True)  # a rerun between the worker keeping it and the page collecting it
+    history.add(made)
+    assert [i.id for i in history] == [made.id]

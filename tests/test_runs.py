@@ -392,3 +392,22 @@ def test_a_single_photo_is_not_queued_behind_another_sessions_batch(stub):
     # about 2× on an idle 2-CPU machine; loose here, as other work on the machine swings the ratio
     assert shared < 4 * alone, f"{shared:.2f} s beside the batch vs {alone:.2f} s alone"
     assert done_meanwhile < 10  # behind the batch it would have finished after all 20
+
+
+def test_each_finished_result_is_kept_in_the_worker_before_the_page_collects_it(novita_env, tmp_path):
+    from services.history import History
+    from services.store import LocalStore, owner_of
+
+    kept, owner = LocalStore(tmp_path, ttl_seconds=3600, max_total_bytes=10**9), owner_of("a-browser-key")
+    history = History()
+    history.attach(kept, owner)
+    tasks = [runs.Task(name, "in a warehouse", data=data) for name, data in photos(3)]
+    run = runs.Run(tasks, "png", engines.NOVITA, keep=history.writer())
+    run.start(spending())
+    wait_finished(run)
+    done = [task.item.id for task in run.tasks]
+    assert sorted(e.id for e in kept.entries(owner)) == sorted(done)  # though nothing was collected
+    assert len(history) == 0
+    for task in run.collect():
+        history.add(task.item)
+    assert len(list(tmp_path.rglob("*.zip"))) == 3  # collecting writes nothing twice

@@ -58,7 +58,7 @@ ARTIFACTS = ROOT / "artifacts"
 # A distinctive owner key: tests look for it everywhere it must not be.
 E2E_KEY = "sk_e2e_owner_key_DO_NOT_SHOW_7f3a9c1b5d2e"
 # Settings the app reads from the environment: none leaks in from the machine running the tests.
-APP_SETTINGS = ("NOVITA_", "STREAMLIT_", "APP_PASSWORD", "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_")
+APP_SETTINGS = ("NOVITA_", "STREAMLIT_", "APP_PASSWORD", "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_", "HISTORY_", "AWS_")
 HEALTH_TIMEOUT = 60.0
 RUN_TIMEOUT = 30_000  # ms: one run of the stand-in or the offline engine, with room on a busy machine
 VIEWPORT = {"width": 1280, "height": 1000}
@@ -162,6 +162,7 @@ _SERVERS: list[AppServer] = []
 def _serve(request, name: str, env: dict[str, str]) -> AppServer:
     # pytest's own temporary folder (kept for the last few runs): runs side by side never share a log
     log_dir = request.getfixturevalue("tmp_path_factory").mktemp(f"app-{name}")
+    env = {"HISTORY_STORE_DIR": str(log_dir / "history"), **env}  # each app keeps its results apart
     server = AppServer(name, env, log_dir).start()
     _SERVERS.append(server)
     request.addfinalizer(server.stop)

@@ -123,7 +123,7 @@ def test_double_click_and_leaving_mid_run_send_one_paid_request_each(studio, app
     assert app.gallery_count() == 2
     assert len(stub.requests) == 2
     app.go_to("History")
-    expect(app.page.get_by_text("2 results in this browser session")).to_be_visible()
+    expect(app.page.get_by_text("2 results in this browser")).to_be_visible()
 
 
 def test_run_again_then_history_reopen_download_delete(studio, app_novita, stub):
@@ -147,7 +147,7 @@ def test_run_again_then_history_reopen_download_delete(studio, app_novita, stub)
     expect(app.page.get_by_text("This session: 2 results in history")).to_be_visible()
 
     app.go_to("History")
-    expect(app.page.get_by_text("2 results in this browser session")).to_be_visible()
+    expect(app.page.get_by_text("2 results in this browser")).to_be_visible()
     assert app.gallery_count() == 2
     expect(app.result_caption("on a sunny beach at sunset")).to_be_visible()  # the newest is shown
     app.wait_for_slider()
@@ -164,7 +164,7 @@ def test_run_again_then_history_reopen_download_delete(studio, app_novita, stub)
     # Delete the older one from the gallery.
     app.act(app.gallery_buttons("Delete").nth(1).click)
     expect(app.gallery_buttons("Open")).to_have_count(1)
-    expect(app.page.get_by_text("1 result in this browser session")).to_be_visible()
+    expect(app.page.get_by_text("1 result in this browser")).to_be_visible()
     expect(app.page.get_by_text("This session: 1 result in history")).to_be_visible()
     app.wait_for_slider()
     expect(app.result_caption("on a sunny beach at sunset")).to_be_visible()

@@ -162,7 +162,7 @@ def test_two_people_at_once_see_only_their_own_work(studio, app_novita, stub):
 
     for me, other in ((alice, bob), (bob, alice)):
         me.go_to("History")
-        expect(me.page.get_by_text("1 result in this browser session")).to_be_visible()
+        expect(me.page.get_by_text("1 result in this browser")).to_be_visible()
         expect(me.result_caption(mine[me][1])).to_be_visible()
         assert mine[other][1] not in me.html_everywhere()
 

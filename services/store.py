@@ -1,0 +1,340 @@
+"""Results that outlive a browser session, behind one small interface: on this server's disk by default, or in
+an S3-compatible bucket when `HISTORY_STORE_URL` names one. Bounded per browser (as the session's history) and
+in total, and expired after `HISTORY_TTL_HOURS`.
+
+A browser is known here only by a hash of its random token (`owner_of`), never by the token itself. Each result
+is one ZIP (meta.json, the full-size result, the slider previews, the thumbnail), written whole, so a reader
+never sees half of one; its CRCs catch a damaged file, which is then skipped with a log line and removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import time
+import zipfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from services import config
+from services.history import EXTENSIONS, MAX_BYTES, MAX_ITEMS, HistoryItem
+
+log = logging.getLogger(__name__)
+META = ("id", "created", "prompt", "image_type", "engine", "seconds", "source_name", "size", "cost", "notices")
+PREVIEWS = {"before_preview": "before.jpg", "after_preview": "after.jpg", "thumbnail": "thumbnail.jpg"}
+NAME = re.compile(r"^[0-9a-f]{8,64}$")  # owners are hashes and item ids hex: nothing else reaches a path or key
+DEFAULT_DIR = Path(tempfile.gettempdir()) / "replace-background-studio" / "history"
+
+
+class StoreError(OSError):
+    """The store could not do what was asked; the session goes on with what it holds in memory. An OSError,
+    so the history model can catch it without importing this module."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the index knows of one kept result, enough to order and bound without reading it."""
+
+    id: str
+    created: float
+    nbytes: int
+
+
+def owner_of(token: str) -> str:
+    """The name a browser's results are kept under: a hash of its token, so the token is stored nowhere."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:40]
+
+
+def pack(item: HistoryItem) -> bytes:
+    """One result as a ZIP: meta.json, `result.<ext>` and the three JPEG previews (stored, not recompressed)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("meta.json", json.dumps({name: getattr(item, name) for name in META}))
+        archive.writestr(f"result.{EXTENSIONS[item.image_type]}", item.result)
+        for field_name, file_name in PREVIEWS.items():
+            archive.writestr(file_name, getattr(item, field_name))
+    return buffer.getvalue()
+
+
+def unpack(data: bytes) -> HistoryItem:
+    """The result a `pack` ZIP holds; raises ValueError (or zipfile.BadZipFile) for a damaged one."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        meta = json.loads(archive.read("meta.json"))
+        parts = {name: archive.read(file) for name, file in PREVIEWS.items()}  # reading checks each CRC
+        parts["result"] = archive.read(f"result.{EXTENSIONS[meta['image_type']]}")
+    meta["size"], meta["notices"] = tuple(meta["size"]), tuple(meta["notices"])
+    return HistoryItem(**meta, **parts)
+
+
+def over_bounds(entries: list[Entry], max_items: float, max_bytes: float) -> list[Entry]:
+    """The oldest entries to drop so the rest (newest first) fit both bounds; the newest always stays."""
+    total = 0
+    for place, entry in enumerate(entries):
+        total += entry.nbytes
+        if place and (place + 1 > max_items or total > max_bytes):
+            return entries[place:]
+    return []
+
+
+class Store(ABC):
+    """Kept results by owner. Every method may raise StoreError; none raises for one damaged result."""
+
+    def __init__(self, *, ttl_seconds: float, max_total_bytes: int, max_items: int = MAX_ITEMS,
+                 max_bytes: int = MAX_BYTES) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_total_bytes = max_total_bytes
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+
+    def cutoff(self) -> float:
+        """Results created before this time have expired."""
+        return time.time() - self.ttl_seconds
+
+    @abstractmethod
+    def put(self, owner: str, item: HistoryItem) -> list[str]:
+        """Keep `item` (a second put of the same id does nothing); return the ids of this owner's results
+        dropped to stay within the bounds. Expired results and the store's total bound are handled here too."""
+
+    @abstractmethod
+    def entries(self, owner: str) -> list[Entry]:
+        """This owner's unexpired results, newest first, without reading them."""
+
+    @abstractmethod
+    def load(self, owner: str, item_id: str) -> HistoryItem | None:
+        """One kept result; None (with a log line, and the damaged file removed) when it is missing or damaged."""
+
+    @abstractmethod
+    def delete(self, owner: str, item_id: str) -> None:
+        """Remove one result now."""
+
+    @abstractmethod
+    def forget(self, owner: str) -> None:
+        """Remove every result of this owner now: deleted, not hidden."""
+
+    def items(self, owner: str) -> list[HistoryItem]:
+        """This owner's readable results, newest first."""
+        return [item for entry in self.entries(owner) if (item := self.load(owner, entry.id)) is not None]
+
+
+def _check(*names: str) -> None:
+    for name in names:
+        if not NAME.match(name):
+            msg = "history store: not an owner or result id"
+            raise StoreError(msg)
+
+
+class LocalStore(Store):
+    """Results as ZIP files under `root/<owner>/`, indexed in `root/index.sqlite3`. SQLite's locking makes it
+    safe for several sessions and several processes sharing the folder."""
+
+    def __init__(self, root: Path, **bounds) -> None:
+        super().__init__(**bounds)
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with self._db() as db:
+                db.execute("CREATE TABLE IF NOT EXISTS items (owner TEXT NOT NULL, id TEXT NOT NULL, "
+                           "created REAL NOT NULL, nbytes INTEGER NOT NULL, PRIMARY KEY (owner, id))")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"history store: cannot use {self.root} ({type(exc).__name__})") from exc
+
+    @contextlib.contextmanager
+    def _db(self):
+        try:
+            db = sqlite3.connect(self.root / "index.sqlite3", timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"history store index: {exc}") from exc
+        try:
+            yield db
+        except sqlite3.Error as exc:
+            raise StoreError(f"history store index: {exc}") from exc
+        finally:
+            db.close()
+
+    def _path(self, owner: str, item_id: str) -> Path:
+        _check(owner, item_id)
+        return self.root / owner / f"{item_id}.zip"
+
+    def put(self, owner: str, item: HistoryItem) -> list[str]:
+        path = self._path(owner, item.id)
+        try:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
+                    part.write(pack(item))
+                os.replace(part.name, path)  # whole or not at all
+        except OSError as exc:
+            raise StoreError(f"history store: cannot write a result ({type(exc).__name__})") from exc
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes: the bounds hold
+            db.execute("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?)", (owner, item.id, item.created, item.nbytes))
+            dropped = db.execute("SELECT owner, id FROM items WHERE created < ?", (self.cutoff(),)).fetchall()
+            mine = [Entry(*row) for row in db.execute(
+                "SELECT id, created, nbytes FROM items WHERE owner = ? AND created >= ? ORDER BY created DESC",
+                (owner, self.cutoff()))]
+            dropped += [(owner, entry.id) for entry in over_bounds(mine, self.max_items, self.max_bytes)]
+            everyone = db.execute("SELECT owner, id, created, nbytes FROM items WHERE created >= ? "
+                                  "ORDER BY created DESC", (self.cutoff(),)).fetchall()
+            by_id = {row[1]: row[0] for row in everyone}
+            total = over_bounds([Entry(*row[1:]) for row in everyone], float("inf"), self.max_total_bytes)
+            dropped += [(by_id[entry.id], entry.id) for entry in total]
+            db.executemany("DELETE FROM items WHERE owner = ? AND id = ?", dropped)
+            db.execute("COMMIT")
+        for dropped_owner, dropped_id in dropped:
+            self._path(dropped_owner, dropped_id).unlink(missing_ok=True)
+        return sorted({dropped_id for dropped_owner, dropped_id in dropped if dropped_owner == owner})
+
+    def entries(self, owner: str) -> list[Entry]:
+        _check(owner)
+        with self._db() as db:
+            return [Entry(*row) for row in db.execute(
+                "SELECT id, created, nbytes FROM items WHERE owner = ? AND created >= ? ORDER BY created DESC",
+                (owner, self.cutoff()))]
+
+    def load(self, owner: str, item_id: str) -> HistoryItem | None:
+        path = self._path(owner, item_id)
+        try:
+            return unpack(path.read_bytes())
+        except FileNotFoundError:
+            log.warning("history store: a kept result's file is missing; skipped")
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            log.warning("history store: a kept result's file is damaged (%s); skipped and removed",
+                        type(exc).__name__)
+        self.delete(owner, item_id)
+        return None
+
+    def delete(self, owner: str, item_id: str) -> None:
+        path = self._path(owner, item_id)
+        with self._db() as db:
+            db.execute("DELETE FROM items WHERE owner = ? AND id = ?", (owner, item_id))
+        path.unlink(missing_ok=True)
+
+    def forget(self, owner: str) -> None:
+        _check(owner)
+        with self._db() as db:
+            db.execute("DELETE FROM items WHERE owner = ?", (owner,))
+        shutil.rmtree(self.root / owner, ignore_errors=True)
+
+
+class S3Store(Store):
+    """Results as objects `<prefix><owner>/<created ms>-<bytes>-<id>.zip` in an S3-compatible bucket, so
+    replicas behind a load balancer share them. The key carries what the bounds need, so one listing orders
+    and bounds an owner's results. Credentials and endpoint come from boto3's usual settings (AWS_*)."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, client=None, **bounds) -> None:
+        super().__init__(**bounds)
+        if client is None:
+            import boto3  # only when the setting asks for a bucket
+
+            client = boto3.client("s3")
+        self.client, self.bucket = client, bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def _list(self, owner: str = "") -> list[tuple[str, str, Entry]]:
+        """(key, owner, entry) for every object under the prefix (or under one owner), newest first."""
+        found = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                            Prefix=self.prefix + (owner and owner + "/"))
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    match = re.match(r"^([0-9a-f]+)/(\d+)-(\d+)-([0-9a-f]+)\.zip$", obj["Key"][len(self.prefix):])
+                    if match:
+                        who, millis, nbytes, item_id = match.groups()
+                        found.append((obj["Key"], who, Entry(item_id, int(millis) / 1000, int(nbytes))))
+        except Exception as exc:  # botocore's errors, imported lazily: the bucket cannot be read
+            raise StoreError(f"history store bucket: {type(exc).__name__}") from exc
+        return sorted(found, key=lambda row: row[2].created, reverse=True)
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # the most one request may name
+            self._call("delete_objects", Bucket=self.bucket,
+                       Delete={"Objects": [{"Key": key} for key in keys[start:start + 1000]], "Quiet": True})
+
+    def _call(self, method: str, **kwargs):
+        try:
+            return getattr(self.client, method)(**kwargs)
+        except Exception as exc:  # botocore's errors, imported lazily
+            raise StoreError(f"history store bucket: {type(exc).__name__}") from exc
+
+    def put(self, owner: str, item: HistoryItem) -> list[str]:
+        _check(owner, item.id)
+        if any(entry.id == item.id for _, _, entry in self._list(owner)):
+            return []
+        key = f"{self.prefix}{owner}/{int(item.created * 1000):013d}-{item.nbytes}-{item.id}.zip"
+        self._call("put_object", Bucket=self.bucket, Key=key, Body=pack(item), ContentType="application/zip")
+        everyone = self._list()
+        cutoff = self.cutoff()
+        drop = {key for key, _, entry in everyone if entry.created < cutoff}
+        live = [row for row in everyone if row[0] not in drop]
+        mine = [row for row in live if row[1] == owner]
+        for rows, max_items, max_bytes in ((mine, self.max_items, self.max_bytes),
+                                           (live, float("inf"), self.max_total_bytes)):
+            keys = {row[2].id: row[0] for row in rows}
+            drop |= {keys[entry.id] for entry in over_bounds([row[2] for row in rows], max_items, max_bytes)}
+        self._delete_keys(sorted(drop))
+        return sorted(entry.id for key, who, entry in everyone if key in drop and who == owner)
+
+    def entries(self, owner: str) -> list[Entry]:
+        _check(owner)
+        cutoff = self.cutoff()
+        return [entry for _, _, entry in self._list(owner) if entry.created >= cutoff]
+
+    def _key(self, owner: str, item_id: str) -> str | None:
+        _check(owner, item_id)
+        return next((key for key, _, entry in self._list(owner) if entry.id == item_id), None)
+
+    def load(self, owner: str, item_id: str) -> HistoryItem | None:
+        key = self._key(owner, item_id)
+        if key is None:
+            log.warning("history store: a kept result is missing from the bucket; skipped")
+            return None
+        try:
+            data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except Exception as exc:  # botocore's errors, imported lazily
+            log.warning("history store: a kept result could not be read from the bucket (%s); skipped",
+                        type(exc).__name__)
+            return None
+        try:
+            return unpack(data)
+        except (ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            log.warning("history store: a kept result in the bucket is damaged (%s); skipped and removed",
+                        type(exc).__name__)
+            self._delete_keys([key])
+            return None
+
+    def delete(self, owner: str, item_id: str) -> None:
+        key = self._key(owner, item_id)
+        if key is not None:
+            self._delete_keys([key])
+
+    def forget(self, owner: str) -> None:
+        _check(owner)
+        self._delete_keys([key for key, _, _ in self._list(owner)])
+
+
+def from_settings() -> Store | None:
+    """The store the settings ask for, or None when `HISTORY_TTL_HOURS` is 0 (results live in the session only).
+    Raises config.ConfigError for a `HISTORY_STORE_URL` that is not `s3://bucket/prefix`."""
+    ttl = config.history_ttl_hours()
+    if ttl <= 0:
+        return None
+    bounds = {"ttl_seconds": ttl * 3600, "max_total_bytes": int(config.history_store_max_mb() * 2**20)}
+    url = config.setting("HISTORY_STORE_URL")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme != "s3" or not parts.netloc:
+            msg = "HISTORY_STORE_URL must name a bucket as s3://bucket/prefix (endpoint and keys come from AWS_*)."
+            raise config.ConfigError(msg)
+        return S3Store(parts.netloc, parts.path, **bounds)
+    return LocalStore(Path(config.setting("HISTORY_STORE_DIR") or DEFAULT_DIR), **bounds)
