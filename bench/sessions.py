@@ -15,6 +15,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -51,7 +52,7 @@ class AppProcess:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = _free_port()
-        settings = {k: v for k, v in os.environ.items() if not k.startswith(("NOVITA_", "STREAMLIT_"))}
+        settings = {k: v for k, v in os.environ.items() if not k.startswith(("NOVITA_", "STREAMLIT_", "HISTORY_"))}
         settings.update(STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **env)
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.address", "127.0.0.1", "--server.port", str(self.port),
@@ -276,9 +277,10 @@ def stand_in_app(latency: float, *, offline: bool = False):
 
     @contextlib.contextmanager
     def both():
-        with NovitaStub(latency=latency) as stub:
+        # the history store on, as by default, in a folder of this server's own
+        with NovitaStub(latency=latency) as stub, tempfile.TemporaryDirectory(prefix="bench-history-") as kept:
             env = {"NOVITA_BASE_URL": stub.base_url, "NOVITA_RATE_LIMIT_PER_MINUTE": "100000",
-                   "MAX_IMAGES_PER_SESSION": "1000", "MAX_IMAGES_PER_DAY": "100000"}
+                   "MAX_IMAGES_PER_SESSION": "1000", "MAX_IMAGES_PER_DAY": "100000", "HISTORY_STORE_DIR": kept}
             if not offline:
                 env["NOVITA_API_KEY"] = BENCH_KEY
             app = AppProcess(env)
