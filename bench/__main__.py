@@ -7,8 +7,9 @@ with zero latency unless the line says otherwise: `name: value (budget op limit)
 Figures that are pure computation in this process (client overhead, the SDK comparison, page reruns) are
 medians of process or script-thread CPU time, the two sides run alternately: on an idle machine that is
 the wall time, and it stays steady when other jobs share the CPUs. The wall-clock figures sit in the
-detail. Batch and offline-engine figures are wall time, so read them against the load average printed in
-the first line.
+detail. Batch, offline-engine, fairness and many-sessions figures are wall time (the last two over a real
+app server driven over Streamlit's websocket, bench/sessions.py), so read them against the load average
+printed in the first line. The 100 Mbit SDK figure is CPU plus each body's time on the modelled link.
 
 Exit status: 0 when every budget is met (always 0 with --quick unless a figure crashed), 1 when a budget
 is missed, 2 when a figure could not be measured.
