@@ -7,8 +7,9 @@ with zero latency unless the line says otherwise: `name: value (budget op limit)
 Figures that are pure computation in this process (client overhead, the SDK comparison, page reruns) are
 medians of process or script-thread CPU time, the two sides run alternately: on an idle machine that is
 the wall time, and it stays steady when other jobs share the CPUs. The wall-clock figures sit in the
-detail. Batch and offline-engine figures are wall time, so read them against the load average printed in
-the first line.
+detail. Batch, offline-engine, fairness and many-sessions figures are wall time (the last two over a real
+app server driven over Streamlit's websocket, bench/sessions.py), so read them against the load average
+printed in the first line. The 100 Mbit SDK figure is CPU plus each body's time on the modelled link.
 
 Exit status: 0 when every budget is met (always 0 with --quick unless a figure crashed), 1 when a budget
 is missed, 2 when a figure could not be measured.
@@ -21,15 +22,18 @@ import sys
 import time
 import traceback
 
-from bench import figures
+from bench import figures, server_figures
 from bench.harness import Line, app_environment, load_average, quiet_logs
 from bench.photos import FITS, PHONE_12MP, TWO_MP
 
+LINK_MBIT = 100  # the modelled upload link of the SDK comparison: a server's link to a public API
 # name prefixes of every figure line, in print order (tests/test_bench.py checks each one is printed)
-FIGURES = ("client_overhead_2048x1536", "reply_decode_floor_2048x1536", "client_overhead_4032x3024",
-           "sdk_vs_ours_4032x3024",
+FIGURES = ("client_overhead_2048x1536", "reply_decode_floor_2048x1536", "overhead_vs_floor_2048x1536",
+           "client_overhead_4032x3024", "sdk_vs_ours_4032x3024_loopback", "sdk_vs_ours_4032x3024_100mbit",
            "rerun_20_items_vs_empty", "rerun_20_items_ms", "rerun_image_work_20_items", "slider_payload_12mp",
-           "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_", "fairness_single_beside_")
+           "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_", "fairness_single_beside_",
+           "sessions_time_to_result_n1", "sessions_slowest_vs_cpu_bound_n", "sessions_cpu_per_result_vs_n1_n",
+           "server_fairness_single_beside_")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with NovitaStub() as stub, app_environment(stub.base_url):
         base = stub.base_url
-        emit(FIGURES[0], lambda: figures.client_overhead(base, FITS, 2 if quick else 9, 1.10))
-        emit(FIGURES[1], lambda: figures.reply_floor(base, FITS, 2 if quick else 9))
+        emit("client_overhead_2048x1536", lambda: figures.overhead_and_floor(base, FITS, 2 if quick else 9))
         if quick:  # the 12 MP comparisons are the slowest part and carry no verdict here
-            emit(FIGURES[2], lambda: Line(FIGURES[2], status="skipped", detail="--quick"))
-            emit(FIGURES[3], lambda: Line(FIGURES[3], status="skipped", detail="--quick"))
+            for name in FIGURES[3:6]:
+                emit(name, lambda name=name: Line(name, status="skipped", detail="--quick"))
         else:
-            emit(FIGURES[2], lambda: figures.client_overhead(base, PHONE_12MP, 5, None))
-            emit(FIGURES[3], lambda: figures.sdk_vs_ours(base, 5))
+            emit("client_overhead_4032x3024", lambda: figures.client_overhead(base, PHONE_12MP, 5, None))
+            emit("sdk_vs_ours_4032x3024_loopback", lambda: figures.sdk_vs_ours(base, 5))
+            with NovitaStub(upload_bits_per_second=LINK_MBIT * 1e6) as link:
+                emit("sdk_vs_ours_4032x3024_100mbit", lambda: figures.sdk_vs_ours(link.base_url, 3, LINK_MBIT))
         session = None
 
         def build():
@@ -85,12 +90,17 @@ def main(argv: list[str] | None = None) -> int:
             emit("session_memory_20_results", lambda: Line("session_memory_20_results", status="error",
                                                            detail="the session could not be built"))
         emit("batch_12x", lambda: figures.batch(stub, (640, 480), 1 if quick else 3))
-        emit(FIGURES[-3], lambda: figures.offline_seconds((800, 600) if quick else TWO_MP, 1 if quick else 3))
+        emit("offline_seconds_", lambda: figures.offline_seconds((800, 600) if quick else TWO_MP, 1 if quick else 3))
         if quick:  # two fresh app processes each run a 2 MP photo: too slow for the CI run
-            emit(FIGURES[-2], lambda: Line(FIGURES[-2] + "2mp_over_grabcut", status="skipped", detail="--quick"))
+            emit("offline_peak_rss_", lambda: Line("offline_peak_rss_2mp_over_grabcut", status="skipped", detail="--quick"))
         else:
-            emit(FIGURES[-2], figures.offline_peak_rss)
-        emit(FIGURES[-1], lambda: figures.fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
+            emit("offline_peak_rss_", figures.offline_peak_rss)
+        emit("fairness_single_beside_", lambda: figures.fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
+    # one real app server, driven over Streamlit's websocket protocol; it has its own stand-in
+    emit("sessions_", lambda: server_figures.many_sessions((1, 3) if quick else (1, 5, 10, 20), 1 if quick else 3,
+                                                            3 if quick else 10))
+    emit("server_fairness_single_beside_",
+         lambda: server_figures.offline_fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
 
     missed = [line.name for line in lines if line.verdict == "MISS"]
     errors = [line.name for line in lines if line.status == "error"]

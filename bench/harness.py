@@ -58,19 +58,26 @@ def paired_medians(a: Callable[[], object], b: Callable[[], object], repeats: in
     """Wall and CPU medians of `a` and `b`, run alternately so machine load hits both alike:
     (wall a, wall b, process-CPU a, process-CPU b). CPU time counts every thread of this process, the
     in-process stand-in's included, so its ratio is what the wall ratio would be on an idle machine."""
+    walls, cpus = alternating_medians((a, b), repeats, warmup)
+    return walls[0], walls[1], cpus[0], cpus[1]
+
+
+def alternating_medians(fns: tuple[Callable[[], object], ...], repeats: int,
+                        warmup: int = 1) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU medians of each of `fns`, run in turn `repeats` times after `warmup` rounds."""
     for _ in range(warmup):
-        a()
-        b()
-    walls: dict[int, list[float]] = {0: [], 1: []}
-    cpus: dict[int, list[float]] = {0: [], 1: []}
+        for fn in fns:
+            fn()
+    walls: list[list[float]] = [[] for _ in fns]
+    cpus: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for index, fn in enumerate((a, b)):
+        for index, fn in enumerate(fns):
             wall, cpu = time.perf_counter(), time.process_time()
             fn()
             cpus[index].append(time.process_time() - cpu)
             walls[index].append(time.perf_counter() - wall)
     med = statistics.median
-    return med(walls[0]), med(walls[1]), med(cpus[0]), med(cpus[1])
+    return [med(w) for w in walls], [med(c) for c in cpus]
 
 
 @contextlib.contextmanager

@@ -104,7 +104,7 @@ def seconds_per_photo(runs: int) -> float:
 _RSS_CHILD = r"""
 import json, re, sys
 import streamlit  # noqa: F401 - what a server process of the app holds before any photo
-from components import batch_view, compare, inputs, results, runner, sidebar  # noqa: F401
+from components import actions, compare, inputs, results, run_view, sidebar  # noqa: F401
 from bench.offline_eval import two_mp_photo
 from services import offline, subject_model
 if sys.argv[1] == "grabcut":

@@ -15,6 +15,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -51,7 +52,7 @@ class AppProcess:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = _free_port()
-        settings = {k: v for k, v in os.environ.items() if not k.startswith(("NOVITA_", "STREAMLIT_"))}
+        settings = {k: v for k, v in os.environ.items() if not k.startswith(("NOVITA_", "STREAMLIT_", "HISTORY_"))}
         settings.update(STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **env)
         cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                "--server.address", "127.0.0.1", "--server.port", str(self.port),
@@ -86,6 +87,7 @@ class Session:
     """One person's tab, as the browser speaks to the server: reruns with widget states, an upload."""
 
     port: int
+    page: str = ""  # the page's url path ("batch"); "" for the main page
     ws: object = None
     session_id: str = ""
     widgets: dict[str, str] = field(default_factory=dict)  # widget key → its id on the page
@@ -94,12 +96,17 @@ class Session:
     result_at: float | None = None
     pending: dict[str, asyncio.Future] = field(default_factory=dict)
     reader: asyncio.Task | None = None
+    pages: dict[str, str] = field(default_factory=dict)  # url path → page_script_hash, from the navigation
 
     async def open(self) -> None:
         self.ws = await websockets.connect(f"ws://127.0.0.1:{self.port}/_stcore/stream", subprotocols=["streamlit"],
                                            max_size=None)
         self.reader = asyncio.create_task(self._read())
+        page, self.page = self.page, ""
         await self.rerun()
+        self.page = page
+        if page:  # as a browser does after following a link: the page's hash, from the navigation
+            await self.rerun()
 
     async def _read(self) -> None:
         async for raw in self.ws:
@@ -108,6 +115,9 @@ class Session:
             kind = msg.WhichOneof("type")
             if kind == "new_session":
                 self.session_id = msg.new_session.initialize.session_id
+                self._note_pages(msg.new_session.app_pages)
+            elif kind == "navigation":
+                self._note_pages(msg.navigation.app_pages)
             elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
                 self._note_element(msg.delta.new_element)
             elif kind == "script_finished":
@@ -116,6 +126,10 @@ class Session:
                 future = self.pending.pop(msg.file_urls_response.response_id, None)
                 if future is not None and not future.done():
                     future.set_result(msg.file_urls_response)
+
+    def _note_pages(self, pages) -> None:
+        for page in pages:
+            self.pages[page.url_pathname] = page.page_script_hash
 
     def _note_element(self, element) -> None:
         which = element.WhichOneof("type")
@@ -131,6 +145,10 @@ class Session:
         self.finished.clear()
         msg = BackMsg()
         msg.rerun_script.widget_states.SetInParent()  # a rerun with no widget state is still a rerun
+        if self.page:
+            if self.page not in self.pages:
+                raise RuntimeError(f"the app has no page {self.page!r}: {sorted(self.pages)}")
+            msg.rerun_script.page_script_hash = self.pages[self.page]
         states = msg.rerun_script.widget_states.widgets
         for state in self.states.values():
             states.add().CopyFrom(state)
@@ -158,20 +176,25 @@ class Session:
 
     async def upload(self, key: str, name: str, data: bytes) -> None:
         """Upload a file the way the browser's uploader does, then rerun with it as the widget's value."""
+        await self.upload_many(key, [(name, data)])
+
+    async def upload_many(self, key: str, files: list[tuple[str, bytes]]) -> None:
+        """Upload several files into one uploader (as a multiple-file picker does), then rerun once."""
         request_id = uuid.uuid4().hex
         future = asyncio.get_running_loop().create_future()
         self.pending[request_id] = future
         msg = BackMsg()
         msg.file_urls_request.request_id = request_id
         msg.file_urls_request.session_id = self.session_id
-        msg.file_urls_request.file_names.append(name)
+        msg.file_urls_request.file_names.extend(name for name, _ in files)
         await self.ws.send(msg.SerializeToString())
-        urls = (await asyncio.wait_for(future, 30)).file_urls[0]
-        await asyncio.to_thread(_put_file, f"http://127.0.0.1:{self.port}{urls.upload_url}", name, data)
+        answer = await asyncio.wait_for(future, 30)
         state = self._state(key)
-        info = state.file_uploader_state_value.uploaded_file_info.add()
-        info.file_id, info.name, info.size = urls.file_id, name, len(data)
-        info.file_urls.upload_url, info.file_urls.delete_url = urls.upload_url, urls.delete_url
+        for (name, data), urls in zip(files, answer.file_urls):
+            await asyncio.to_thread(_put_file, f"http://127.0.0.1:{self.port}{urls.upload_url}", name, data)
+            info = state.file_uploader_state_value.uploaded_file_info.add()
+            info.file_id, info.name, info.size = urls.file_id, name, len(data)
+            info.file_urls.upload_url, info.file_urls.delete_url = urls.upload_url, urls.delete_url
         await self.rerun()
 
     async def wait_for_result(self) -> float:
@@ -245,21 +268,85 @@ async def _round(port: int, n: int, pid: int, prompt: str) -> Round:
     return Round(n, [r - pressed for r in results], cpu)
 
 
-def measure(counts: tuple[int, ...], *, latency: float, offline: bool = False) -> list[Round]:
-    """One app server (with its own stand-in answering in `latency` s), one round per N in `counts`."""
+def stand_in_app(latency: float, *, offline: bool = False):
+    """A stand-in answering in `latency` s and one app server pointed at it (no key: the offline engine);
+    a context manager giving the app."""
+    import contextlib
+
     from tests.novita_stub import NovitaStub
 
-    with NovitaStub(latency=latency) as stub:
-        env = {"NOVITA_BASE_URL": stub.base_url, "NOVITA_RATE_LIMIT_PER_MINUTE": "100000",
-               "MAX_IMAGES_PER_SESSION": "1000", "MAX_IMAGES_PER_DAY": "100000"}
-        if not offline:
-            env["NOVITA_API_KEY"] = BENCH_KEY
-        app = AppProcess(env)
-        try:
-            asyncio.run(_round(app.port, 1, app.proc.pid, "warm up"))  # imports, caches, first-run costs
-            return [asyncio.run(_round(app.port, n, app.proc.pid, PROMPT)) for n in counts]
-        finally:
-            app.stop()
+    @contextlib.contextmanager
+    def both():
+        # the history store on, as by default, in a folder of this server's own
+        with NovitaStub(latency=latency) as stub, tempfile.TemporaryDirectory(prefix="bench-history-") as kept:
+            env = {"NOVITA_BASE_URL": stub.base_url, "NOVITA_RATE_LIMIT_PER_MINUTE": "100000",
+                   "MAX_IMAGES_PER_SESSION": "1000", "MAX_IMAGES_PER_DAY": "100000", "HISTORY_STORE_DIR": kept}
+            if not offline:
+                env["NOVITA_API_KEY"] = BENCH_KEY
+            app = AppProcess(env)
+            try:
+                yield app
+            finally:
+                app.stop()
+
+    return both()
+
+
+def measure(counts: tuple[int, ...], *, latency: float, offline: bool = False) -> list[Round]:
+    """One app server (with its own stand-in answering in `latency` s), one round per N in `counts`."""
+    with stand_in_app(latency, offline=offline) as app:
+        asyncio.run(_round(app.port, 1, app.proc.pid, "warm up"))  # imports, caches, first-run costs
+        return [asyncio.run(_round(app.port, n, app.proc.pid, PROMPT)) for n in counts]
+
+
+async def _single(port: int, prompt: str, size: tuple[int, int], seed: int) -> float:
+    """One session on the main page: upload, press, wait; seconds from the press to its result."""
+    session = Session(port)
+    await session.open()
+    await session.upload("upload", f"single-{seed}.jpg", photo(seed, size))
+    session.set_text("prompt", prompt)
+    pressed = time.monotonic()
+    press = asyncio.create_task(session.rerun(trigger="replace.run"))
+    done = await session.wait_for_result()
+    await asyncio.gather(press, return_exceptions=True)
+    await session.close()
+    return done - pressed
+
+
+async def _beside_batch(port: int, size: tuple[int, int], count: int, lead: float, seed: int) -> tuple[float, float, float]:
+    """Another session starts a `count`-photo batch on the Batch page; `lead` s later a single photo is
+    pressed on the main page. Returns (the single photo's seconds, when it was done and when the batch was,
+    in seconds from the batch's press)."""
+    batch = Session(port, page="batch")
+    await batch.open()
+    await batch.upload_many("batch.upload", [(f"batch-{i}.jpg", photo(seed + 1 + i, size)) for i in range(count)])
+    batch.set_text("batch.prompt", PROMPT)
+    started = time.monotonic()
+    press = asyncio.create_task(batch.rerun(trigger="batch.start"))
+    await asyncio.sleep(lead)
+    single = await _single(port, PROMPT, size, seed)
+    single_done = time.monotonic() - started
+    batch_done = await batch.wait_for_result() - started
+    await asyncio.gather(press, return_exceptions=True)
+    await batch.close()
+    return single, single_done, batch_done
+
+
+def offline_fairness(size: tuple[int, int], count: int, repeats: int) -> dict[str, float]:
+    """The offline engine over one app server: a single photo's time alone and beside another session's
+    `count`-photo batch (medians of `repeats`), and how far into the batch it was done."""
+    with stand_in_app(0.0, offline=True) as app:
+        asyncio.run(_single(app.port, "warm up", size, 0))  # loads the subject model
+        alone, beside, done_at, batch_ends = [], [], [], []
+        for index in range(repeats):
+            alone.append(asyncio.run(_single(app.port, PROMPT, size, 10 * index + 1)))
+            single, single_done, batch_done = asyncio.run(
+                _beside_batch(app.port, size, count, alone[-1], 10 * index + 2))
+            beside.append(single)
+            done_at.append(single_done)
+            batch_ends.append(batch_done)
+    med = statistics.median
+    return {"alone": med(alone), "beside": med(beside), "done_at": med(done_at), "batch": med(batch_ends)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,12 +100,16 @@ def batch_concurrency() -> int:
         return 4
 
 
+DEFAULT_SEND_WORKERS = 32  # a 9th person at once waited a whole Novita reply for a thread at 8
+
+
 def send_workers() -> int:
-    """Requests to Novita out at once for the whole process (`SEND_WORKERS`), default 8."""
+    """Requests to Novita out at once for the whole process (`SEND_WORKERS`), default 32: a send mostly waits
+    on its socket, holding its request body, and the per-minute rate limit is what bounds the spend."""
     try:
-        return min(64, max(1, int(setting("SEND_WORKERS", "8"))))
+        return min(64, max(1, int(setting("SEND_WORKERS", str(DEFAULT_SEND_WORKERS)))))
     except ValueError:
-        return 8
+        return DEFAULT_SEND_WORKERS
 
 
 def max_images_per_day() -> int:

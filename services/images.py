@@ -361,7 +361,10 @@ def _fitted_first(image: Image.Image, fit_edge: int) -> Image.Image:
     target = _fit_size(image.size, fit_edge)
     if target == image.size or image.mode not in _SHRINK_FIRST_MODES or "transparency" in image.info:
         return image
-    fitted = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if fit_edge <= PREVIEW_EDGE:  # pixels only for a preview: the integer reduction and bicubic of `_shrunk`
+        fitted = image.resize(target, Image.Resampling.BICUBIC, reducing_gap=_PREVIEW_REDUCING_GAP)
+    else:
+        fitted = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
     image.close()
     return fitted
 

@@ -30,6 +30,7 @@ IMAGE_TYPES = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
 MAX_IMAGE_BYTES = 30 * 1024 * 1024
 MAX_EDGE = 4096
 MAX_BODY_BYTES = 48 * 1024 * 1024  # like a proxy's body cap: base64 of 30 MB plus room
+UPLOAD_CHUNK = 64 * 1024  # bytes read at a time on a modelled link
 
 # Novita's published error table for image APIs (../shared/NOVITA_API.md), each fault named by its reason:
 # (status, reason, message).
@@ -262,11 +263,28 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _read_body(self, length: int, rate: float | None) -> bytes:
+        """The request body, read no faster than `rate` bits a second when set: the sender's socket fills and
+        its upload takes as long as on a link of that speed."""
+        if not rate:
+            return self.rfile.read(length)
+        chunks, got, started = [], 0, time.monotonic()
+        while got < length:
+            chunk = self.rfile.read(min(UPLOAD_CHUNK, length - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+            ahead = started + got * 8 / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        return b"".join(chunks)
+
     def _handle(self):
         stub = self.server.stub
         length = int(self.headers.get("Content-Length") or 0)
         too_big = length > MAX_BODY_BYTES
-        body = b"" if too_big else self.rfile.read(length)
+        body = b"" if too_big else self._read_body(length, stub.upload_bits_per_second)
         self.request_id = uuid.uuid4().hex
         received = ReceivedRequest(
             self.command, self.path, Headers(self.headers.items()), body, time.monotonic(), self.request_id
@@ -376,8 +394,9 @@ class NovitaStub:
     """Context manager: ThreadingHTTPServer on loopback (free port by default), served by a daemon thread."""
 
     def __init__(self, *, latency: float = 0.0, valid_keys: set[str] | None = None,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, upload_bits_per_second: float | None = None):
         self.latency = latency  # seconds a normal answer takes, like the live service: rendering included
+        self.upload_bits_per_second = upload_bits_per_second  # a modelled link for request bodies; None: loopback
         self.valid_keys = None if valid_keys is None else set(valid_keys)
         self.requests: list[ReceivedRequest] = []
         self.reply_headers: dict[str, str] = {}  # sent on every reply until reset, e.g. a Set-Cookie

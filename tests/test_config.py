@@ -52,3 +52,16 @@ def test_price(monkeypatch):
     assert config.price_per_image() == pytest.approx(0.0255)
     monkeypatch.setenv("NOVITA_PRICE_PER_IMAGE", "0.05")
     assert config.price_per_image() == pytest.approx(0.05)
+
+
+def test_the_server_runs_no_full_garbage_collection_after_every_script_run():
+    """Streamlit's default collects all generations after each run, half of the server's CPU per result
+    with many people at once (bench: sessions_cpu_per_result_vs_n1_n10); Python's own collector stays on."""
+    import gc
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    settings = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert settings["runner"]["postScriptGC"] is False
+    assert gc.isenabled()

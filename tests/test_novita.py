@@ -143,6 +143,21 @@ def test_stub_checks_the_key(stub):
     assert right.status_code == 200
 
 
+def test_stub_on_a_modelled_link_takes_a_body_no_faster_than_its_rate():
+    """The SDK comparison's 100 Mbit/s link: a body of B bytes takes at least 8·B ÷ rate seconds to arrive
+    (a lower bound, which a busy machine only lengthens), and arrives whole."""
+    body = payload()
+    raw = requests.models.complexjson.dumps(body).encode()
+    rate = len(raw) * 8 / 0.6  # this body in 0.6 s
+    with NovitaStub(upload_bits_per_second=rate) as slow:
+        started = time.monotonic()
+        answer = post(slow, body)
+        took = time.monotonic() - started
+        assert answer.status_code == 200
+        assert slow.requests[0].json == body
+    assert took >= 0.55, f"{len(raw)} bytes at {rate / 1e6:.2f} Mbit/s arrived in {took:.2f} s"
+
+
 @pytest.mark.parametrize(("method", "path"), [("GET", PATH), ("POST", "/v3/remove-background"), ("PUT", PATH)])
 def test_stub_answers_404_off_the_contract(stub, method, path):
     r = requests.request(method, stub.base_url + path, headers={"Authorization": f"Bearer {KEY}"}, timeout=5)

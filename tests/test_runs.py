@@ -122,6 +122,21 @@ def test_twelve_photos_at_concurrency_four_take_about_three_latencies(novita_env
     assert len({r.json["image_file"] for r in stub.requests}) == 12  # every photo sent once
 
 
+def test_twelve_people_pressing_at_once_are_all_sent_at_once(novita_env, in_flight, monkeypatch):
+    """The process's send threads are many by default: a single photo from each of 12 sessions goes out at
+    once instead of the 9th waiting a whole reply for a thread (the rate limit bounds the spend, not this)."""
+    monkeypatch.delenv("SEND_WORKERS", raising=False)
+    stub = novita_env
+    stub.latency = 1.0
+    people = [new_run(photos(1, prefix=f"person{i}-"), owner=f"session-{i}") for i in range(12)]
+    for run in people:
+        run.start(spending())
+    for run in people:
+        wait_finished(run)
+    assert [run.counts()["done"] for run in people] == [1] * 12
+    assert in_flight["peak"] == 12, f"only {in_flight['peak']} of 12 people's photos were with Novita at once"
+
+
 def test_photos_are_prepared_ahead_and_only_sent_photos_show_as_running(novita_env):
     novita_env.latency = 0.4
     run = new_run(photos(3))
