@@ -45,6 +45,17 @@ def novita_env(monkeypatch, stub, tmp_path):
     return stub
 
 
+class Upload:
+    """What st.file_uploader hands over, for scripts that fill an uploader's value directly: a name and
+    getvalue()."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
 def photo_bytes(size=(640, 480), fmt="JPEG", colour=(200, 60, 40), mode="RGB") -> bytes:
     """A small generated photo: a coloured square on a light background."""
     image = Image.new(mode, size, (235, 235, 235) if mode == "RGB" else (0, 0, 0, 0))

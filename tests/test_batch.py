@@ -270,14 +270,7 @@ def _press_start_twice(kind: str) -> None:
     import streamlit as st
 
     from components import actions, session
-    from tests.conftest import photo_bytes
-
-    class Upload:  # what st.file_uploader hands over: a name and getvalue()
-        def __init__(self, name, data):
-            self.name, self._data = name, data
-
-        def getvalue(self):
-            return self._data
+    from tests.conftest import Upload, photo_bytes
 
     session.init()
     if "first" not in st.session_state:
