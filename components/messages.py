@@ -48,7 +48,8 @@ PERSON_FAULTS = {
     "photo_refused": "Novita's content check refused this photo; the prompt is fine. Try another photo.",
     "gateway": "Novita's gateway failed or did not answer in time. Press Try again in a moment.",
     "unavailable": "Novita is overloaded or down for the moment. Try again in a minute.",
-    "unreachable": "Could not reach Novita, or the connection broke. Check the connection and press Try again.",
+    "unreachable": ("Could not reach Novita from this app's server, or the connection broke. Press Try again in a "
+                    "moment."),
     "unreadable": "Novita's reply could not be read as an image. Press Try again.",
     "key_chars": ("That API key has characters a Novita key never has (spaces, quotes or symbols from copying). "
                   "Paste the key again exactly as Novita shows it."),
@@ -125,7 +126,7 @@ def _novita_sentence(error: novita.NovitaError, *, owner_key: bool) -> str:
         return f"Novita is getting too many requests for this key. Try again {when}."
     if kind == "timeout":
         if error.connecting:
-            return "Could not reach Novita in time. Check the connection and press Try again."
+            return "Could not reach Novita in time from this app's server. Press Try again in a moment."
         return (f"Novita took longer than {error.seconds:g} s to answer. Press Try again in a moment, or try a "
                 "smaller photo.")
     if kind == "settings":

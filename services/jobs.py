@@ -38,14 +38,22 @@ def retryable(error: BaseException) -> bool:
 
 
 def certainly_not_processed(error: BaseException) -> bool:
-    """True when Novita cannot have made (or charged for) the image: nothing was sent, the call was refused
-    before any work (429, an owner-side refusal, another 4xx, 503), or the app's settings stopped it."""
+    """True when Novita cannot have made (or charged for) the image: nothing was sent (cancelled, paused,
+    refused or unresolvable connection), the call was refused before any work (429, an owner-side refusal,
+    another 4xx, a 503 that came back quickly), or the app's settings stopped it. A slow 503 may be a gateway
+    that gave up on a generation still running, so it counts as spent."""
     if isinstance(error, (Cancelled, Suspended, novita.ConfigurationError, BudgetExceeded)):
         return True
+    if isinstance(error, novita.APIConnectionError):
+        return not error.sent
     if getattr(error, "actor", None) == "owner":
         return True
     status = getattr(error, "status", None)
-    return isinstance(error, novita.APIStatusError) and status is not None and (400 <= status < 500 or status == 503)
+    if not isinstance(error, novita.APIStatusError) or status is None:
+        return False
+    if status == 503:
+        return error.seconds is not None and error.seconds <= novita.SERVICE_UNAVAILABLE_RETRY_WITHIN
+    return 400 <= status < 500
 
 
 def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str, *, engine: str,

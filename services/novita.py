@@ -21,6 +21,7 @@ from functools import lru_cache
 import requests
 from PIL import Image
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from services import config, images
@@ -65,9 +66,14 @@ class ConfigurationError(NovitaError):
 
 
 class APIConnectionError(NovitaError):
-    """Novita could not be reached, or the connection broke before a full reply."""
+    """Novita could not be reached, or the connection broke before a full reply. `sent` is False only when
+    the request certainly never left (refused, unresolvable, connect timeout): nothing can have been charged."""
 
     kind = "unreachable"
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class APITimeoutError(APIConnectionError):
@@ -76,7 +82,7 @@ class APITimeoutError(APIConnectionError):
     kind = "timeout"
 
     def __init__(self, message: str, *, seconds: float, connecting: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(message, sent=not connecting)
         self.seconds, self.connecting = seconds, connecting
 
 
@@ -97,6 +103,7 @@ class APIStatusError(NovitaError):
         super().__init__(detail)
         self.status, self.reason, self.message, self.request_id = status, reason, message, request_id
         self.kind, self.actor, self.fix = kind, actor, fix
+        self.seconds: float | None = None  # how long the reply took, once known
 
     @property
     def stops_key(self) -> bool:
@@ -280,18 +287,21 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png", *, ap
     }
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json",
                "Accept": "application/json"}
-    started = time.monotonic()
+    started = attempt = time.monotonic()
     response, content = _post(url, body, headers, read_timeout)
     wait = _resend_after_503(response, time.monotonic() - started)
     if wait is not None:
         log.info("replace-background: quick 503; sending once more in %.1f s", wait)
         time.sleep(wait)
+        attempt = time.monotonic()
         response, content = _post(url, body, headers, read_timeout)
     seconds = time.monotonic() - started
     request_id = response.headers.get("X-Request-Id") or response.headers.get("X-Trace-Id")
     log.info("replace-background: HTTP %s in %.2f s (request id %s)", response.status_code, seconds, request_id)
     if response.status_code != 200:
-        raise status_error(response.status_code, content, response.headers, request_id, secret=key)
+        error = status_error(response.status_code, content, response.headers, request_id, secret=key)
+        error.seconds = time.monotonic() - attempt  # the last answer's own time: a slow 503 may hide work
+        raise error
     data, converted, decoded = _decode_image(content, image_type, response.headers, request_id, key)
     return ReplaceResult(data, image_type, seconds, request_id, converted, decoded)
 
@@ -308,7 +318,14 @@ def _post(url: str, body: dict, headers: dict, read_timeout: float) -> tuple[req
         raise APITimeoutError(f"no reply within {read_timeout:g} s", seconds=read_timeout) from None
     except requests.RequestException as exc:
         log.warning("replace-background: connection failed (%s)", type(exc).__name__)
-        raise APIConnectionError(f"connection failed ({type(exc).__name__})") from None
+        raise APIConnectionError(f"connection failed ({type(exc).__name__})", sent=not _never_left(exc)) from None
+
+
+def _never_left(exc: requests.RequestException) -> bool:
+    """True when urllib3 gave up before a connection existed (refused, unresolvable): nothing was sent."""
+    cause = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", cause)  # a MaxRetryError carries the last failure as its reason
+    return isinstance(reason, NewConnectionError)  # NameResolutionError is one too
 
 
 def _resend_after_503(response: requests.Response, seconds: float) -> float | None:

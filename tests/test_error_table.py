@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -238,3 +239,45 @@ def test_the_pause_reaches_another_replica_through_redis(env, redis_url):  # noq
         _send(second, OWNER_KEY, owner_key=True, base_url=env.base_url)
     assert caught.value.kind == "access" and 0 < caught.value.seconds_left <= 1.5
     assert len(env.requests) == 1
+
+
+# --- what an image counts for when the call failed ------------------------------------------------------
+
+def _spent_after(monkeypatch, stub, *, base_url=None, fault=None) -> budget.Account:
+    """Send once on the owner's key through a ledger and return the session's account afterwards."""
+    monkeypatch.setenv("NOVITA_BASE_URL", base_url or stub.base_url)
+    if fault is not None:
+        stub.script(fault)
+    account = budget.Account(cap=5)
+    ledger = budget.Ledger(quota.MemoryLimiter(100, 60), daily_limit=100)
+    with pytest.raises(novita.NovitaError):
+        jobs.send(_prepared(), "x", "png", engine="novita", api_key=OWNER_KEY, ledger=ledger, account=account,
+                  owner_key=True, cost=0.03)
+    assert account.owner_held == 0  # every reservation ends spent or released
+    return account
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_refused_connection_costs_no_image(monkeypatch, stub):
+    account = _spent_after(monkeypatch, stub, base_url=f"http://127.0.0.1:{_closed_port()}")
+    assert (account.owner_spent, account.images, account.spend) == (0, 0, 0.0)
+
+
+def test_a_reply_broken_midway_counts_as_spent(monkeypatch, stub):
+    account = _spent_after(monkeypatch, stub, fault="reset")
+    assert (account.owner_spent, account.images) == (1, 1)
+
+
+def test_a_quick_503_costs_no_image_but_a_slow_one_counts(monkeypatch, stub):
+    monkeypatch.setattr(novita, "SERVICE_UNAVAILABLE_RETRY_WITHIN", 0.3)
+    stub.always("503")  # refused quickly twice: the re-send too
+    quick = _spent_after(monkeypatch, stub)
+    assert quick.owner_spent == 0
+    stub.always(Fault("503", delay=0.6))  # a gateway that gave up after a long wait
+    slow = _spent_after(monkeypatch, stub)
+    assert slow.owner_spent == 1
