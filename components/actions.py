@@ -28,8 +28,9 @@ def owner_pause() -> quota.Suspended | None:
 
 def engine() -> str:
     """The engine the next run uses, from the sidebar's choice and whether a usable key is set: Automatic
-    falls back to the offline studio while the owner's key is paused."""
-    usable = bool(session.api_key()) and owner_pause() is None
+    falls back to the offline studio while the owner's key is paused or the owner allows it no images a day."""
+    owner_off = not session.own_key() and shared_ledger().daily_limit == 0
+    usable = bool(session.api_key()) and not owner_off and owner_pause() is None
     return engines.choose(session.preference(), has_key=usable)
 
 

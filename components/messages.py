@@ -84,6 +84,8 @@ def describe(error: BaseException, *, owner_key: bool) -> tuple[str, bool]:
 def budget_sentence(error: budget.BudgetExceeded) -> str:
     """What a person is told when the owner's budget refused a run: which limit, whose, and what still works."""
     images_ = f"{error.limit} Novita image{'' if error.limit == 1 else 's'}"
+    if error.kind == budget.DAY and error.limit == 0:
+        return f"The app's owner has turned Novita off on the shared key. {OFFLINE_STILL_WORKS}"
     if error.kind == budget.DAY:
         when = error.resets_at.strftime("%H:%M UTC") if error.resets_at else "midnight UTC"
         but = f" but for {error.left}" if error.left else ""

@@ -403,3 +403,15 @@ def test_the_daily_ceiling_holds_across_sessions_and_the_third_is_told_why(novit
     sessions[2].radio(key="engine_preference").set_value("offline").run()
     replace(sessions[2], "in a warehouse")
     assert len(sessions[2].session_state["history"]) == 1 and len(novita_env.requests) == 2
+
+
+def test_a_day_of_zero_turns_novita_off_for_the_owners_key_and_automatic_goes_offline(novita_env, monkeypatch):
+    monkeypatch.setenv("MAX_IMAGES_PER_DAY", "0")
+    at = give_photo(new_app().run())
+    replace(at, "in a warehouse")
+    assert not at.exception and not at.error
+    assert next(iter(at.session_state["history"])).engine == "offline" and novita_env.requests == []
+    at.radio(key="engine_preference").set_value("novita").run()
+    replace(at, "in a warehouse")
+    said = (texts(at.warning) + texts(at.error)).replace("\\", "")
+    assert "turned Novita off" in said and "00:00" not in said and novita_env.requests == []
