@@ -77,7 +77,10 @@ def cookie_seconds() -> int:
 def _forget() -> None:
     """Delete this browser's results from the store and give it a new key: the old one then names nothing."""
     count = len(session.history())
-    session.history().clear()
+    if not session.history().clear():
+        st.toast("Your results could not be deleted from the server just now. Press Forget my photos again in a "
+                 "moment.", icon=":material/error:")
+        return
     st.session_state["browser.token"] = secrets.token_urlsafe(32)
     st.toast(f"Deleted {count} result{'s' if count != 1 else ''} from the server. Nothing of them is kept.",
              icon=":material/delete_forever:")

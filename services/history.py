@@ -142,13 +142,16 @@ class History:
             log.warning("%s; the result stays in this session only", exc)
             self._unkept.add(item.id)
 
-    def _call(self, method: str, *args) -> None:
+    def _call(self, method: str, *args) -> bool:
+        """Call the store; False (with a log line) when it failed."""
         if self.store is None:
-            return
+            return True
         try:
             getattr(self.store, method)(self.owner, *args)
         except OSError as exc:
             log.warning("%s; could not %s", exc, method)
+            return False
+        return True
 
     def add(self, item: HistoryItem) -> list[HistoryItem]:
         """Put `item` first (writing it through to the store); return the oldest items evicted to stay
@@ -174,7 +177,10 @@ class History:
         self._call("delete", item_id)
         return len(self._items) < before
 
-    def clear(self) -> None:
-        """Delete every item, and every result the store keeps for this owner."""
+    def clear(self) -> bool:
+        """Delete every item, and every result the store keeps for this owner. False, with nothing cleared,
+        when the store could not delete them: a person is never told their photos are gone when they are not."""
+        if not self._call("forget"):
+            return False
         self._items.clear()
-        self._call("forget")
+        return True

@@ -173,3 +173,14 @@ def test_a_result_read_in_by_a_sync_before_the_page_collects_it_is_held_once(kep
     history.sync(force=True)  # a rerun between the worker keeping it and the page collecting it
     history.add(made)
     assert [i.id for i in history] == [made.id]
+
+
+def test_clear_says_so_when_the_store_could_not_delete_and_keeps_everything(kept, caplog):
+    history = attached(kept)
+    history.add(item("kept"))
+    (kept.root / "index.sqlite3").unlink()
+    (kept.root / "index.sqlite3").mkdir()  # the store can no longer delete anything
+    with caplog.at_level("WARNING"):
+        assert history.clear() is False
+    assert [i.prompt for i in history] == ["kept"] and list(kept.root.rglob("*.zip"))
+    assert any("could not forget" in r.getMessage() for r in caplog.records)
