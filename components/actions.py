@@ -153,7 +153,7 @@ def retry(name: str) -> None:
     run = session.page(name).run
     if run is None or not run.finished:
         return
-    needed = sum(task.retryable for task in run.tasks)
+    needed = sum(task.retryable and task.reply is None for task in run.tasks)  # a kept reply is paid for
     if not _fits(name, needed, run.engine):
         return
     run.owner_key = run.engine == engines.NOVITA and not session.own_key()

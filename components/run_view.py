@@ -119,7 +119,10 @@ def _single_outcome(run: runs.Run) -> None:
         st.info(message, icon=":material/info:")
         return
     st.error(escape_markdown(message), icon=":material/error:")  # may quote Novita's own words
-    if retryable:
+    if retryable and task.reply is not None:  # Novita answered and was paid: only the previews are remade
+        st.button("Try again", key="replace.retry", icon=":material/refresh:", on_click=actions.retry,
+                  args=("replace",))
+    elif retryable:
         st.button("Try again", key="replace.retry", icon=":material/refresh:", on_click=actions.start_replace)
 
 

@@ -200,3 +200,26 @@ def test_streamlit_still_has_the_flag_the_router_relies_on():
     from streamlit.runtime.pages_manager import PagesManager
 
     assert hasattr(PagesManager, "uses_pages_directory")
+
+
+def test_try_again_after_a_paid_reply_remakes_only_the_previews(app, novita_env, monkeypatch):
+    """Novita answered (and was paid) but making the previews failed: Try again must not pay again."""
+    from services import jobs
+
+    finish, failures = jobs.finish, []
+
+    def previews_fail_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("the previews could not be made")
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "finish", previews_fail_once)
+    give_photo(app)
+    replace(app)
+    assert not app.exception and "Try again" in [b.label for b in app.button]
+    assert len(novita_env.requests) == 1 and len(app.session_state["history"]) == 0
+    app.button(key="replace.retry").click().run()
+    assert not app.exception and not app.error
+    assert len(app.session_state["history"]) == 1
+    assert len(novita_env.requests) == 1  # the paid reply was used, not bought again
