@@ -63,6 +63,9 @@ class Today:
         return max(0, self.limit - self.used)
 
 
+LOCAL, REMOTE = "local", "remote"  # where a day's reservation was counted: this process, or the shared Redis
+
+
 class DayCount:
     """Images reserved or spent on the owner's key per UTC day, in this process."""
 
@@ -70,17 +73,18 @@ class DayCount:
         self._lock = threading.Lock()
         self._used: dict[str, int] = {}
 
-    def reserve(self, day: str, limit: int) -> bool:
-        """Count one more image for `day` unless that would pass `limit`."""
+    def reserve(self, day: str, limit: int) -> str | None:
+        """Count one more image for `day` unless that would pass `limit`; where it was counted ("local"),
+        or None when refused."""
         with self._lock:
             self._used = {day: self._used.get(day, 0)}  # only today matters; older days are dropped
             if self._used[day] >= limit:
-                return False
+                return None
             self._used[day] += 1
-            return True
+            return LOCAL
 
-    def release(self, day: str) -> None:
-        """Take back one image of `day` that was never made."""
+    def release(self, day: str, where: str = "local") -> None:
+        """Take back one image of `day` that was never made, from the count that holds it."""
         with self._lock:
             if self._used.get(day, 0) > 0:
                 self._used[day] -= 1
@@ -124,18 +128,19 @@ class RedisDayCount(DayCount):
     def _key(self, day: str) -> str:
         return f"{self._prefix}day:{day}"
 
-    def reserve(self, day: str, limit: int) -> bool:
-        def remote() -> bool:
+    def reserve(self, day: str, limit: int) -> str | None:
+        def remote() -> str | None:
             answer = int(self._reserve(keys=[self._key(day)], args=[limit]))
             used = answer if answer >= 0 else -1 - answer
             super(RedisDayCount, self).know(day, used)
-            return answer >= 0
+            return REMOTE if answer >= 0 else None
 
-        return bool(self.fallback.call(remote, lambda: super(RedisDayCount, self).reserve(day, limit)))
+        return self.fallback.call(remote, lambda: super(RedisDayCount, self).reserve(day, limit))
 
-    def release(self, day: str) -> None:
+    def release(self, day: str, where: str = LOCAL) -> None:
         super().release(day)
-        self.fallback.call(lambda: self._release(keys=[self._key(day)]), lambda: None)
+        if where == REMOTE:  # one counted in memory while Redis was down is not in Redis's count to give back
+            self.fallback.call(lambda: self._release(keys=[self._key(day)]), lambda: None)
 
     def used(self, day: str) -> int:
         def remote() -> int:
@@ -149,8 +154,10 @@ class RedisDayCount(DayCount):
 class Reservation:
     """One image held against the budget until it is spent or released (each happens at most once)."""
 
-    def __init__(self, ledger: Ledger, account: Account | None, owner_key: bool, day: str | None, cost: float):
+    def __init__(self, ledger: Ledger, account: Account | None, owner_key: bool, day: str | None, cost: float,
+                 where: str = LOCAL):
         self._ledger, self._account, self._owner_key, self._day, self._cost = ledger, account, owner_key, day, cost
+        self._where = where
         self._lock = threading.Lock()
         self.state = "held"
 
@@ -180,7 +187,7 @@ class Reservation:
             with self._account._lock:
                 self._account.owner_held -= 1
         if self._day is not None:
-            self._ledger.days.release(self._day)
+            self._ledger.days.release(self._day, self._where)
 
 
 class Ledger:
@@ -221,12 +228,13 @@ class Ledger:
                 account.owner_held += 1
         now = self._clock()
         day = now.date().isoformat()
-        if not self.days.reserve(day, self.daily_limit):
+        where = self.days.reserve(day, self.daily_limit)
+        if where is None:
             if account is not None:
                 with account._lock:
                     account.owner_held -= 1
             raise BudgetExceeded(DAY, self.daily_limit, 0, resets_at=self.today().resets_at)
-        return Reservation(self, account, True, day, cost)
+        return Reservation(self, account, True, day, cost, where)
 
 
 def from_settings() -> Ledger:

@@ -229,3 +229,22 @@ def test_a_page_with_a_hung_redis_still_runs_and_does_not_stall(novita_env, monk
     assert len(at.session_state["history"]) == 1 and len(novita_env.requests) == 1
     assert at.session_state["account"].owner_spent == 1
     st.cache_resource.clear()
+
+
+def test_a_reservation_counted_in_memory_during_an_outage_is_not_given_back_in_redis(redis_server):
+    """Redis is unusable for a moment (its fallback is down): a reservation counted in this process's memory
+    then, released after Redis answers again, must not lower the shared count it was never part of."""
+    url, _ = redis_server
+    prefix = f"test:{uuid.uuid4().hex}:"
+    limiter = RedisLimiter(url, 100, 60.0, prefix=prefix)
+    days = RedisDayCount(limiter.client, prefix=prefix)
+    ledger = Ledger(limiter, daily_limit=10, days=days)
+    account = Account(cap=10)
+    shared = [ledger.reserve(account, owner_key=True, cost=0.01) for _ in range(3)]
+    days.fallback._down_until = time.monotonic() + 60  # as after a fault: memory only, for a while
+    in_memory = ledger.reserve(account, owner_key=True, cost=0.01)
+    days.fallback._down_until = 0.0  # Redis answers again
+    in_memory.release()
+    assert ledger.today().used == 3  # the three held in Redis still count for every replica
+    for held in shared:
+        held.spend()
