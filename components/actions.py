@@ -37,15 +37,11 @@ def engine() -> str:
 def engine_for(name: str) -> str:
     """The engine of page `name`'s next run: the transparent cut-out when its Background choice asks for it,
     made on this server whatever the sidebar shows; else `engine()`."""
-    return engines.CUTOUT if inputs.wants_cutout(BACKGROUND_KEYS[name]) else engine()
+    return engines.CUTOUT if _wants_cutout(name) else engine()
 
 
-def _cutout_refused(name: str, image_type: str) -> bool:
-    """A cut-out wanted as JPEG, which has no transparency: the page says so and nothing runs."""
-    if engine_for(name) == engines.CUTOUT and image_type == "jpeg":
-        session.page(name).message = inputs.NO_TRANSPARENT_JPEG
-        return True
-    return False
+def _wants_cutout(name: str) -> bool:
+    return inputs.wants_cutout(BACKGROUND_KEYS[name])
 
 
 def spending() -> runs.Spending:
@@ -74,6 +70,9 @@ def _fits(name: str, needed: int, chosen: str) -> bool:
 def _start(name: str, tasks: list[runs.Task], image_type: str) -> bool:
     """Start page `name`'s run unless the owner's budget refuses it (the page then says why); True if started."""
     chosen = engine_for(name)
+    if chosen == engines.CUTOUT and image_type == "jpeg":  # JPEG has no transparency: say so, run nothing
+        session.page(name).message = inputs.NO_TRANSPARENT_JPEG
+        return False
     if not _fits(name, len(tasks), chosen):
         return False
     owner_key = chosen == engines.NOVITA and not session.own_key()
@@ -92,12 +91,10 @@ def start_replace() -> None:
     if is_running("replace"):
         return
     photo, prompt = session.photo(), inputs.prompt()
-    if engine_for("replace") == engines.CUTOUT:
+    if _wants_cutout("replace"):
         prompt = engines.CUTOUT_PROMPT  # a cut-out needs no prompt; this names it in history and files
     if photo is None:
         page.message = "Add a photo first: upload one, take one, or try a sample above."
-    elif _cutout_refused("replace", inputs.image_type()):
-        pass
     elif not prompt:
         page.message = "Write a prompt first: where should the subject be? Or click one of the ideas under the box."
     else:
@@ -111,12 +108,10 @@ def start_variants() -> None:
     if is_running("variants"):
         return
     photo, prompts = session.photo(), inputs.idea_prompts()
-    if engine_for("variants") == engines.CUTOUT:
+    if _wants_cutout("variants"):
         prompts = [engines.CUTOUT_PROMPT]  # no background to vary: one cut-out
     if photo is None:
         page.message = "Add a photo first: upload one, take one, or try a sample."
-    elif _cutout_refused("variants", inputs.image_type("variants.format")):
-        pass
     elif not prompts:
         page.message = "Write at least one prompt (up to four)."
     else:
@@ -134,12 +129,10 @@ def start_batch() -> None:
     page.left_out = []
     photos, skipped = uploads.photos_from_uploads(inputs.uploaded_photos())
     prompt = inputs.prompt("batch.prompt")
-    if engine_for("batch") == engines.CUTOUT:
+    if _wants_cutout("batch"):
         prompt = engines.CUTOUT_PROMPT
     if not photos:
         page.message = " ".join(skipped) or "Add some photos first (or a ZIP of photos)."
-    elif _cutout_refused("batch", inputs.image_type("batch.format")):
-        pass
     elif not prompt:
         page.message = "Write a prompt first: where should the subjects be?"
     else:
