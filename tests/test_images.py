@@ -93,8 +93,10 @@ def check_payload(prepared: PreparedImage) -> Image.Image:
         assert decoded.mode in ("RGB", "RGBA", "L")
     shown = load(prepared.preview)  # the slider's preview of exactly this payload
     width, height = prepared.size
-    scale = min(1.0, images.PREVIEW_EDGE / max(width, height))
-    assert shown.format == "JPEG" and max(shown.size) == min(images.PREVIEW_EDGE, max(width, height))
+    assert shown.format == "JPEG" and shown.size == images.preview_size(prepared.size, images.PREVIEW_EDGE)
+    longest = max(shown.size)
+    assert longest == max(width, height) or images.PREVIEW_EDGE <= longest <= images.PREVIEW_EDGE * images.PREVIEW_SLACK
+    scale = longest / max(width, height)
     assert abs(shown.width - width * scale) <= 1 and abs(shown.height - height * scale) <= 1
     return decoded
 
@@ -292,7 +294,7 @@ def test_big_jpeg_is_drafted(monkeypatch):
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
     preview = load(images.preview(phone_jpeg()))
     assert requests == [(800, 600)]
-    assert preview.size == (800, 600)
+    assert preview.size == (1008, 756)  # the quarter-scale decode serves as it is: no resampling
 
 
 def test_photo_sent_untouched_is_decoded_once_at_preview_scale(monkeypatch):
@@ -316,7 +318,7 @@ def test_photo_sent_untouched_is_decoded_once_at_preview_scale(monkeypatch):
     prepared = images.prepare(data, "fits.jpg")
     assert prepared.data is data and prepared.reused_original
     assert drafts == [(800, 600)] and loads == [(1024, 768)]
-    assert load(prepared.preview).size == (800, 600)
+    assert load(prepared.preview).size == (1024, 768)  # the half-scale decode is the preview
 
 
 def test_cut_off_photo_is_refused_even_when_it_would_be_sent_untouched():
@@ -325,14 +327,43 @@ def test_cut_off_photo_is_refused_even_when_it_would_be_sent_untouched():
         images.prepare(data[: len(data) * 3 // 4], "cut.jpg")
 
 
-def test_previews_match_the_fair_resize():
-    """The quick preview resize (box reduction, then bicubic) looks like Lanczos from full size."""
-    image = load(phone_jpeg()).resize((2048, 1536))
-    fair = image.resize((800, 600), Image.Resampling.LANCZOS)
+@pytest.mark.parametrize(("size", "shown_size", "thumb_size"), [
+    ((2048, 1536), (1024, 768), (256, 192)),  # an integer reduction lands in the band: nothing resampled
+    ((1500, 1000), (800, 533), (267, 178)),  # none does: resampled; the thumbnail is a third of that
+])
+def test_previews_match_the_fair_resize(size, shown_size, thumb_size):
+    """Quick previews (box reduction, then bicubic only where needed) look like Lanczos from full size."""
+    image = load(phone_jpeg()).resize(size)
+    fair = image.resize(shown_size, Image.Resampling.LANCZOS)
     shown, thumb = (load(data) for data in images.previews(image))
-    assert shown.size == (800, 600) and thumb.size == (256, 192)
+    assert shown.size == shown_size and thumb.size == thumb_size
     difference = np.abs(np.asarray(shown, np.int16) - np.asarray(fair, np.int16))
     assert difference.mean() < 2.0
+
+
+@pytest.mark.parametrize(("size", "edge", "expected"), [
+    ((800, 600), 800, (800, 600)),
+    ((1100, 825), 800, (1100, 825)),  # within the band: as it is
+    ((1101, 826), 800, (800, 600)),  # over it, and no integer factor lands in it: resampled to the edge
+    ((2048, 1536), 800, (1024, 768)),
+    ((4032, 3024), 800, (807, 605)),  # a factor of 5, sizes rounded up as Image.reduce does
+    ((1024, 768), 256, (256, 192)),
+    ((1008, 756), 256, (336, 252)),
+    ((300, 200), 800, (300, 200)),  # never upscaled
+])
+def test_preview_size_is_the_smallest_scale_that_serves(size, edge, expected):
+    assert images.preview_size(size, edge) == expected
+    shown = images._preview_scale(Image.new("RGB", size), edge)
+    assert shown.size == expected
+
+
+def test_before_and_after_previews_of_the_same_size_match():
+    """The slider's two sides come from different decodes (a JPEG's reduced-scale one, a reply's full one)
+    and still have the same size."""
+    data = save(gradient((2048, 1536)), "JPEG", quality=90)
+    before = load(images.prepare(data, "fits.jpg").preview)
+    after = load(images.previews(load(save(gradient((2048, 1536)), "PNG")))[0])
+    assert before.size == after.size == (1024, 768)
 
 
 # ---------------------------------------------------------------- EXIF orientation
@@ -621,13 +652,14 @@ def test_convert_refuses_broken_bytes():
 
 @pytest.mark.parametrize(
     ("function", "edge", "expected"),
-    [(images.preview, images.PREVIEW_EDGE, (800, 600)), (images.thumbnail, images.THUMB_EDGE, (256, 192))],
+    [(images.preview, images.PREVIEW_EDGE, (1008, 756)), (images.thumbnail, images.THUMB_EDGE, (256, 192))],
 )
 def test_previews_are_small_rgb_jpegs(function, edge, expected):
-    data = function(phone_jpeg())
+    data = function(phone_jpeg())  # 4032 x 3024: decoded at the DCT scale that covers the edge
     decoded = load(data)
     assert images.sniff_format(data) == "jpeg"
-    assert decoded.mode == "RGB" and decoded.size == expected and max(decoded.size) == edge
+    assert decoded.mode == "RGB" and decoded.size == expected
+    assert edge <= max(decoded.size) <= edge * images.PREVIEW_SLACK
 
 
 def test_preview_never_upscales_and_accepts_grey():
