@@ -30,6 +30,7 @@ LINK_MBIT = 100  # the modelled upload link of the SDK comparison: a server's li
 # name prefixes of every figure line, in print order (tests/test_bench.py checks each one is printed)
 FIGURES = ("client_overhead_2048x1536", "reply_decode_floor_2048x1536", "overhead_vs_floor_2048x1536",
            "client_overhead_4032x3024", "sdk_vs_ours_4032x3024_loopback", "sdk_vs_ours_4032x3024_100mbit",
+           "sdk_vs_least_client_4032x3024_100mbit",
            "rerun_20_items_vs_empty", "rerun_20_items_ms", "rerun_image_work_20_items", "slider_payload_12mp",
            "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_", "fairness_single_beside_",
            "sessions_time_to_result_n1", "sessions_slowest_vs_cpu_bound_n", "sessions_cpu_per_result_vs_n1_n",
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         base = stub.base_url
         emit("client_overhead_2048x1536", lambda: figures.overhead_and_floor(base, FITS, 2 if quick else 9))
         if quick:  # the 12 MP comparisons are the slowest part and carry no verdict here
-            for name in FIGURES[3:6]:
+            for name in FIGURES[3:7]:
                 emit(name, lambda name=name: Line(name, status="skipped", detail="--quick"))
         else:
             emit("client_overhead_4032x3024", lambda: figures.client_overhead(base, PHONE_12MP, 5, None))

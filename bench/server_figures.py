@@ -23,8 +23,9 @@ def many_sessions(counts: tuple[int, ...], ones: int, budget_at: int) -> list[Li
     c = statistics.median(r.cpu_per_result for r in single)
     k = os.cpu_count() or 1
     lines = [Line("sessions_time_to_result_n1", t1, unit="s",
-                  detail=f"median of {ones} rounds; server CPU {c:.3f} s per result (c); stand-in answers in "
-                         f"{LATENCY:g} s")]
+                  detail=f"median of {ones} rounds; server CPU {c:.3f} s per result (c), beyond its idle "
+                         f"{statistics.median(r.idle_rate for r in rounds) * 100:.1f} % of a CPU; stand-in "
+                         f"answers in {LATENCY:g} s; photo-like 1024 × 768 JPEGs")]
     by_n = {r.sessions: r for r in rounds[ones:]}
     for n, r in by_n.items():
         lines.append(Line(f"sessions_time_to_result_n{n}", r.median, unit="s",

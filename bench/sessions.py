@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
 import socket
 import statistics
@@ -23,15 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import websockets
-from PIL import Image
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from bench import photos
 from bench.harness import BENCH_KEY, PROMPT
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 RESULT_TIMEOUT = 300.0
+IDLE_SAMPLE = 1.5  # seconds of the idle server measured before each round
 
 
 def _free_port() -> int:
@@ -223,20 +223,16 @@ def _put_file(url: str, name: str, data: bytes) -> None:
 
 
 def photo(n: int, size=(1024, 768)) -> bytes:
-    """Each person's own photo: a different subject colour, so no two uploads are the same file."""
-    image = Image.new("RGB", size, (235, 235, 235))
-    w, h = size
-    image.paste(((n * 47) % 256, (n * 91) % 256, (n * 23) % 256), (w // 4, h // 4, 3 * w // 4, 3 * h // 4))
-    buf = io.BytesIO()
-    image.save(buf, "JPEG", quality=90)
-    return buf.getvalue()
+    """Each person's own photo-like JPEG (bench/photos.py: texture, a subject, grain), no two the same."""
+    return photos.photo(size, seed=1000 + n)
 
 
 @dataclass
 class Round:
     sessions: int
     seconds: list[float]  # time to result of each session, from the common press
-    cpu: float  # server CPU seconds during the round
+    cpu: float  # server CPU seconds during the round, beyond what it burns idle in as long (idle_rate)
+    idle_rate: float = 0.0  # the server's CPU seconds a second with nobody doing anything, just before
 
     @property
     def median(self) -> float:
@@ -257,15 +253,21 @@ async def _round(port: int, n: int, pid: int, prompt: str) -> Round:
     await asyncio.gather(*(s.upload("upload", f"photo-{i}.jpg", photo(i)) for i, s in enumerate(sessions)))
     for s in sessions:
         s.set_text("prompt", prompt)
+    # Streamlit's server burns a little CPU with nobody doing anything (it polls its config files 5 times a
+    # second, uvicorn ticks 10): measured here and taken out, so c is the work a result costs, not the round's
+    # length times that baseline, which would inflate c at N = 1 and flatter every ratio against it
+    idle_started, idle_cpu = time.monotonic(), server_cpu_seconds(pid)
+    await asyncio.sleep(IDLE_SAMPLE)
+    idle_rate = (server_cpu_seconds(pid) - idle_cpu) / (time.monotonic() - idle_started)
     cpu = server_cpu_seconds(pid)
     pressed = time.monotonic()
     # each press is its own rerun; the page then polls until the result is in
     presses = [asyncio.create_task(s.rerun(trigger="replace.run")) for s in sessions]
     results = await asyncio.gather(*(s.wait_for_result() for s in sessions))
     await asyncio.gather(*presses, return_exceptions=True)
-    cpu = server_cpu_seconds(pid) - cpu
+    cpu = server_cpu_seconds(pid) - cpu - idle_rate * (time.monotonic() - pressed)
     await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
-    return Round(n, [r - pressed for r in results], cpu)
+    return Round(n, [r - pressed for r in results], max(cpu, 0.0), idle_rate)
 
 
 def stand_in_app(latency: float, *, offline: bool = False):

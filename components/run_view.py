@@ -73,9 +73,10 @@ def _watch(name: str, run: runs.Run, *, rows: bool) -> None:
                   args=(name,), icon=":material/close:",
                   help="Photos not yet sent are not sent; a photo already with Novita finishes. "
                        + ("" if single else "Retry failed runs them later."))
-    status = st.status(_single_label(run.tasks[0]), expanded=True) if single else None
-    bar, detail, shown = st.empty(), st.empty(), 0
-    while True:
+    label = _single_label(run.tasks[0])
+    status = st.status(label, expanded=True) if single else None
+    bar, detail, shown, drawn = st.empty(), st.empty(), 0, None
+    while True:  # only what changed is sent: a wait of a minute is 240 polls, for every person waiting
         finished = run.finished
         actions.collect()
         tally.refresh()  # the sidebar's results and spend, as they come in
@@ -85,12 +86,18 @@ def _watch(name: str, run: runs.Run, *, rows: bool) -> None:
                 for step in task.steps[shown:]:
                     st.write(f":material/check: {step}")
             shown = len(task.steps)
-            status.update(label=_single_label(task))
+            if _single_label(task) != label:
+                label = _single_label(task)
+                status.update(label=label)
         else:
-            bar.progress(*_summary(run))
-            if rows:
-                with detail.container():
-                    _rows(run)
+            now = _summary(run), _row_lines(run) if rows else []
+            if now != drawn:
+                drawn = now
+                bar.progress(*now[0])
+                if rows:
+                    with detail.container():
+                        for line in now[1]:
+                            st.markdown(line)
         if finished:
             break
         time.sleep(POLL)
@@ -134,30 +141,34 @@ def _summary(run: runs.Run) -> tuple[float, str]:
     return (total - left) / max(total, 1), text
 
 
-def _rows(run: runs.Run) -> None:
+def _row_lines(run: runs.Run) -> list[str]:
+    """Each task's state, one Markdown line a task."""
+    lines = []
     for task in run.tasks:
-        name, icon = escape_markdown(task.source_name), STATE_ICONS[task.status]
+        name, icon, status = escape_markdown(task.source_name), STATE_ICONS[task.status], task.status
         item, waiting = task.item, task.waiting  # read once: the worker may change them
-        if task.status == runs.DONE and item is not None:
-            st.markdown(f"{icon} **{name}** — done in {item.seconds:.1f} s")
-        elif task.status == runs.DONE and task.released:
-            st.markdown(f"{icon} **{name}** — done in {task.seconds:.1f} s; no longer kept (removed from History)")
-        elif task.status == runs.FAILED:
+        if status == runs.DONE and item is not None:
+            lines.append(f"{icon} **{name}** — done in {item.seconds:.1f} s")
+        elif status == runs.DONE and task.released:
+            lines.append(f"{icon} **{name}** — done in {task.seconds:.1f} s; no longer kept (removed from History)")
+        elif status == runs.FAILED:
             message = messages.describe(task.error, owner_key=run.owner_key)[0]
-            st.markdown(f"{icon} **{name}** — failed: {escape_markdown(message)}")
-        elif task.status == runs.RUNNING and waiting is not None:
+            lines.append(f"{icon} **{name}** — failed: {escape_markdown(message)}")
+        elif status == runs.RUNNING and waiting is not None:
             place, seconds = waiting
-            st.markdown(f"{STATE_ICONS[runs.WAITING]} **{name}** — the shared key is busy: "
-                        f"{ordinal(place)} in line, about {seconds:.0f} s")
+            lines.append(f"{STATE_ICONS[runs.WAITING]} **{name}** — the shared key is busy: "
+                         f"{ordinal(place)} in line, about {seconds:.0f} s")
         else:
-            st.markdown(f"{icon} **{name}** — {task.status}")
+            lines.append(f"{icon} **{name}** — {status}")
+    return lines
 
 
 def _many_outcome(name: str, run: runs.Run, *, label: str, rows: bool) -> None:
     """After the run: the summary, each task's state, Retry failed, and Download all (ZIP)."""
     st.progress(*_summary(run))
     if rows:
-        _rows(run)
+        for line in _row_lines(run):
+            st.markdown(line)
     failed = sum(task.retryable for task in run.tasks)
     if failed:
         st.button(f"Retry failed ({failed})", key=f"{name}.retry", on_click=actions.retry, args=(name,),

@@ -18,15 +18,19 @@ _this_run = threading.local()  # each session's script runs in its own thread: t
 
 def draw() -> None:
     """Put the tally in the sidebar (call inside `with st.sidebar`)."""
-    _this_run.box = st.empty()
+    _this_run.box, _this_run.text = st.empty(), None
     refresh()
 
 
 def refresh() -> None:
     """Redraw the tally drawn earlier in this run with the figures as they are now."""
     box = getattr(_this_run, "box", None)
-    if box is not None:
-        box.caption("\n\n".join(_figures()))  # one element, so the box can be redrawn in place
+    if box is None:
+        return
+    text = "\n\n".join(_figures())
+    if text != getattr(_this_run, "text", None):  # sent only when it changed: a run's progress calls this often
+        _this_run.text = text
+        box.caption(text)  # one element, so the box can be redrawn in place
 
 
 def _plural(n: int, noun: str) -> str:

@@ -44,7 +44,8 @@ OUTPUT_FORMATS = ("png", "webp", "jpeg")
 PREVIEW_QUALITY = 85
 _DRAFT_GAP = 0.98  # a JPEG decoded at a DCT scale down to 98 % of the fitted size is sent at that size
 # PNG level 3: about 4x faster than 6 on photos and no bigger for them; every PNG the app writes gains.
-_SAVE_OPTIONS = {"jpeg": {"quality": 92}, "webp": {"quality": 90}, "png": {"compress_level": 3}}
+JPEG_QUALITY = 92  # a photo sent to Novita as JPEG, and a JPEG result converted here
+_SAVE_OPTIONS = {"jpeg": {"quality": JPEG_QUALITY}, "webp": {"quality": 90}, "png": {"compress_level": 3}}
 # Sniffed format -> the one Pillow plugin allowed to parse it, so Pillow's rarer parsers never see user bytes
 _PLUGINS = {name: [name.upper()] for name in ("jpeg", "png", "webp", "gif", "bmp", "tiff", "avif", "heif")}
 _AVIF_BRANDS = {b"avif", b"avis"}
