@@ -141,6 +141,11 @@ def _summary(run: runs.Run) -> tuple[float, str]:
     return (total - left) / max(total, 1), text
 
 
+def _rows(run: runs.Run) -> None:
+    for line in _row_lines(run):
+        st.markdown(line)
+
+
 def _row_lines(run: runs.Run) -> list[str]:
     """Each task's state, one Markdown line a task."""
     lines = []
@@ -167,8 +172,7 @@ def _many_outcome(name: str, run: runs.Run, *, label: str, rows: bool) -> None:
     """After the run: the summary, each task's state, Retry failed, and Download all (ZIP)."""
     st.progress(*_summary(run))
     if rows:
-        for line in _row_lines(run):
-            st.markdown(line)
+        _rows(run)
     failed = sum(task.retryable for task in run.tasks)
     if failed:
         st.button(f"Retry failed ({failed})", key=f"{name}.retry", on_click=actions.retry, args=(name,),
