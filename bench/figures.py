@@ -37,10 +37,15 @@ def _mb(nbytes: int) -> float:
 
 def app_path(raw: bytes, name: str = "IMG_0001.jpg") -> HistoryItem:
     """What the app does for one photo: prepare (with the slider preview), then jobs.make_item (encode,
-    POST via services.novita, decode and check the reply, result preview and thumbnail)."""
+    POST via services.novita, decode and check the reply, result preview and thumbnail), then the slider's
+    markup (written once a result; reruns reuse it)."""
+    from components import compare
+
     prepared = images.prepare(raw, name)  # with the slider's preview, from the same decode
-    return jobs.make_item(prepared, prepared.preview, PROMPT, IMAGE_TYPE, engine=engines.NOVITA, source_name=name,
+    item = jobs.make_item(prepared, prepared.preview, PROMPT, IMAGE_TYPE, engine=engines.NOVITA, source_name=name,
                           api_key=BENCH_KEY)
+    compare._markup(item.before_preview, item.after_preview, compare.WIDTH)
+    return item
 
 
 def _raw_post(base_url: str, prepared: images.PreparedImage):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 import threading
 from types import SimpleNamespace
@@ -68,20 +69,26 @@ def _jpeg_uri(data: bytes) -> str:
 
 def _markup(before_preview: bytes, after_preview: bytes, width: int) -> tuple[str, int]:
     """Have the package write the slider's HTML once; return it with our JPEGs inlined, and its height."""
-    before = Image.open(io.BytesIO(before_preview))
+    before = Image.open(io.BytesIO(before_preview))  # sizes from the headers: no pixels decoded
     after = Image.open(io.BytesIO(after_preview))
     if after.size != before.size:  # the slider stacks both images in one box: same size or it jumps
         after = after.convert("RGB").resize(before.size, Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         after.save(buffer, "JPEG", quality=85)
         after_preview = buffer.getvalue()
+    # The package reads only the first image's proportions (for the frame's height); the images it encodes
+    # are replaced below, so it gets a blank of the same proportions, as small as they allow (the same ratio
+    # of integers gives the same float): decoding both previews and encoding them again at quality 100 cost
+    # more than everything else the slider does.
+    common = math.gcd(*before.size)
+    blank = Image.new("RGB", (before.width // common, before.height // common))
     written: dict = {}
     with _capture_lock:
         real = package.components
         package.components = SimpleNamespace(html=lambda html, height=None, **_: written.update(html=html, height=height))
         try:
             # Fixed labels: the package puts them inside a JavaScript string literal without escaping.
-            package.image_comparison(before, after, label1="Before", label2="After", width=width,
+            package.image_comparison(blank, blank, label1="Before", label2="After", width=width,
                                      in_memory=True, make_responsive=True, show_labels=True)
         finally:
             package.components = real

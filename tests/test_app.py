@@ -168,6 +168,29 @@ def test_the_slider_puts_pillows_bomb_guard_back():
     assert html.count("data:image/jpeg;base64,") == 2  # our previews, not the package's quality-100 copies
 
 
+@pytest.mark.parametrize("size", [(1024, 768), (1008, 756), (683, 1024), (1001, 997), (800, 533)])
+def test_the_sliders_frame_fits_the_previews_and_carries_them_as_they_are(size):
+    """The package is handed a small blank of the previews' proportions: the frame's height is the one it
+    would give the previews themselves, and the page carries our two JPEGs byte for byte."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from components import compare
+
+    def jpeg(colour):
+        buffer = io.BytesIO()
+        Image.new("RGB", size, colour).save(buffer, "JPEG", quality=85)
+        return buffer.getvalue()
+
+    before, after = jpeg("red"), jpeg("blue")
+    html, height = compare._markup(before, after, compare.WIDTH)
+    assert height == int(compare.WIDTH * size[1] / size[0] * 0.95)
+    uris = [f"data:image/jpeg;base64,{base64.b64encode(data).decode()}" for data in (before, after)]
+    assert html.index(uris[0]) < html.index(uris[1])
+
+
 def test_the_main_page_gallery_shows_four_at_a_time_newest_first(app):
     """A long session keeps the main page quick: its gallery pages four results at a time (History shows
     them all), and every result stays reachable."""
