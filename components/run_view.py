@@ -86,8 +86,9 @@ def _watch(name: str, run: runs.Run, *, rows: bool) -> None:
                 for step in task.steps[shown:]:
                     st.write(f":material/check: {step}")
             shown = len(task.steps)
-            if _single_label(task) != label:
-                label = _single_label(task)
+            now_label = _single_label(task)
+            if now_label != label:
+                label = now_label
                 status.update(label=label)
         else:
             now = _summary(run), _row_lines(run) if rows else []
