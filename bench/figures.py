@@ -164,14 +164,15 @@ def sdk_vs_ours(base_url: str, repeats: int, link_mbit: float | None = None) -> 
             reply = client.replace_background(str(path), PROMPT, response_image_type=IMAGE_TYPE)
             return base64.b64decode(reply.image_file)  # bytes in hand, as ours gives
 
-        prepared = images.prepare(raw)
-        contenders = (sdk, lambda: app_path(raw)) + ((_least_client(base_url, raw, prepared.size),) if link_mbit else ())
         try:
+            prepared = images.prepare(raw)
+            contenders = (sdk, lambda: app_path(raw)) + ((_least_client(base_url, raw, prepared.size),)
+                                                         if link_mbit else ())
             with app_environment(base_url):  # ours to the same stand-in as the SDK
                 walls, cpus = alternating_medians(contenders, repeats)
         except Exception as exc:  # noqa: BLE001 - e.g. the SDK cannot send this photo: say what happened
-            return [Line(each, status="failed", detail=f"the SDK failed: {type(exc).__name__}: {str(exc)[:200]}")
-                    for each in names]
+            return [Line(each, status="failed", detail=f"a side of the comparison failed: {type(exc).__name__}: "
+                                                        f"{str(exc)[:200]}") for each in names]
     (sdk_s, ours_s, *_), (sdk_cpu, ours_cpu, *least_cpu) = walls, cpus
     ours_body = 4 * ((len(prepared.data) + 2) // 3)
     prepared_size = f"{prepared.size[0]}×{prepared.size[1]}"
