@@ -61,6 +61,7 @@ _ORIENTATION_TAG = 0x0112
 _GPS_IFD_TAG = 0x8825
 # Modes resized as they are, before any other work, when a photo is bigger than its box
 _SHRINK_FIRST_MODES = {"L", "RGB", "RGBA", "I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+_NO_REDUCE_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}  # Image.reduce (and so reducing_gap) refuses these
 _BAND_BYTES = 16 * 1024 * 1024  # high-depth pixels are brought to 8 bits this many bytes of rows at a time
 _DECODES = threading.BoundedSemaphore(DECODE_SLOTS)
 
@@ -241,9 +242,10 @@ def _preview_scale(image: Image.Image, edge: int) -> Image.Image:
     if target == image.size:
         return image
     factor = max(image.size) // edge
+    reducible = image.mode not in _NO_REDUCE_MODES
     if target == (-(-image.width // factor), -(-image.height // factor)):
-        return image.reduce(factor)
-    return image.resize(target, Image.Resampling.BICUBIC, reducing_gap=1.0)
+        return image.reduce(factor) if reducible else image.resize(target, Image.Resampling.BOX)
+    return image.resize(target, Image.Resampling.BICUBIC, reducing_gap=1.0 if reducible else None)
 
 
 def _preview(image: Image.Image, max_edge: int = PREVIEW_EDGE) -> bytes:

@@ -357,6 +357,15 @@ def test_preview_size_is_the_smallest_scale_that_serves(size, edge, expected):
     assert shown.size == expected
 
 
+def test_a_16_bit_grey_image_gets_a_preview():
+    """Pillow cannot box-reduce 16-bit grey; its preview is made all the same (it used to be called damaged)."""
+    rows = (np.arange(2000, dtype=np.uint32)[None, :] * 32 + np.arange(1200, dtype=np.uint32)[:, None])
+    data = save(Image.fromarray((rows % 65536).astype(np.uint16)), "PNG")
+    assert images.open_image(data, fit_edge=images.PREVIEW_EDGE).size == (1000, 600)
+    assert load(images.preview(data)).size == (1000, 600)
+    assert load(images.preview(save(Image.fromarray(np.zeros((1000, 1500), np.uint16)), "PNG"))).size == (800, 533)
+
+
 def test_before_and_after_previews_of_the_same_size_match():
     """The slider's two sides come from different decodes (a JPEG's reduced-scale one, a reply's full one)
     and still have the same size."""
