@@ -84,6 +84,7 @@ class History:
         self.store: Store | None = None
         self.owner: str | None = None
         self._unkept: set[str] = set()  # ids the store refused to take: they live in this session only
+        self._written: set[tuple[str, str]] = set()  # (owner, id) a run's worker has put: `add` need not again
         self._synced = 0.0
 
     def __len__(self) -> int:
@@ -100,7 +101,7 @@ class History:
     def attach(self, store: Store, owner: str) -> None:
         """Keep this history in `store` under `owner` from now on: what the session holds is written there,
         and what the store holds for this owner is read in."""
-        self.store, self.owner, self._unkept = store, owner, set()
+        self.store, self.owner, self._unkept, self._written = store, owner, set(), set()
         for item in reversed(self._items):
             self._keep(item)
         self.sync(force=True)
@@ -128,10 +129,13 @@ class History:
             return None
 
         def keep(item: HistoryItem) -> None:
-            try:  # the owner as it is now: after Forget my photos, the browser's new key
-                self.store.put(self.owner, item)
+            owner = self.owner  # the owner as it is now: after Forget my photos, the browser's new key
+            try:
+                self.store.put(owner, item)
             except OSError as exc:  # the session still takes the result when it collects the run
                 log.warning("%s; the result is kept when the page collects it", exc)
+            else:
+                self._written.add((owner, item.id))
 
         return keep
 
@@ -156,8 +160,9 @@ class History:
     def add(self, item: HistoryItem) -> list[HistoryItem]:
         """Put `item` first (writing it through to the store); return the oldest items evicted to stay
         within the bounds."""
-        if self.store is not None:
-            self._keep(item)
+        if self.store is not None and (self.owner, item.id) not in self._written:
+            self._keep(item)  # not yet kept by the run's worker (or kept under a key since forgotten)
+        self._written.discard((self.owner, item.id))
         # a sync may already have read it in from the store, where the run's worker kept it: never twice
         self._items = [held for held in self._items if held.id != item.id]
         self._items.insert(0, item)

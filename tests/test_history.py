@@ -79,13 +79,17 @@ OWNER = stores.owner_of("browser-token-for-the-history-tests")
 
 
 class CountingStore(stores.LocalStore):
-    """The real disk store, counting the results it reads."""
+    """The real disk store, counting the results it reads and those it is given."""
 
-    loads = 0
+    loads = puts = 0
 
     def load(self, owner, item_id):
         self.loads += 1
         return super().load(owner, item_id)
+
+    def put(self, owner, item):
+        self.puts += 1
+        return super().put(owner, item)
 
 
 @pytest.fixture
@@ -163,6 +167,16 @@ def test_the_writer_keeps_a_result_from_another_thread_before_the_session_adds_i
     assert [e.id for e in kept.entries(OWNER)] == [made.id]  # kept, though the page never collected it
     history.add(made)  # the page collects it later: nothing is written twice
     assert len(list(kept.root.rglob("*.zip"))) == 1 and [i.prompt for i in attached(kept)] == ["made in a worker"]
+    assert kept.puts == 1  # not even asked to: each put is a write transaction on the index
+
+
+def test_a_result_kept_by_the_worker_under_a_key_since_forgotten_is_kept_again_when_collected(kept):
+    history = attached(kept)
+    made = item("made while Forget was pressed")
+    history.writer()(made)
+    history.attach(kept, stores.owner_of("the-browsers-new-token"))  # what Forget my photos does to the owner
+    history.add(made)
+    assert [e.id for e in kept.entries(history.owner)] == [made.id]
 
 
 def test_a_result_read_in_by_a_sync_before_the_page_collects_it_is_held_once(kept):
