@@ -178,13 +178,12 @@ class LocalStore(Store):
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes: the bounds hold
             db.execute("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?)", (owner, item.id, item.created, item.nbytes))
-            dropped = db.execute("SELECT owner, id FROM items WHERE created < ?", (self.cutoff(),)).fetchall()
-            mine = [Entry(*row) for row in db.execute(
-                "SELECT id, created, nbytes FROM items WHERE owner = ? AND created >= ? ORDER BY created DESC",
-                (owner, self.cutoff()))]
-            dropped += [(owner, entry.id) for entry in over_bounds(mine, self.max_items, self.max_bytes)]
+            cutoff = self.cutoff()
+            dropped = db.execute("SELECT owner, id FROM items WHERE created < ?", (cutoff,)).fetchall()
             everyone = db.execute("SELECT owner, id, created, nbytes FROM items WHERE created >= ? "
-                                  "ORDER BY created DESC", (self.cutoff(),)).fetchall()
+                                  "ORDER BY created DESC", (cutoff,)).fetchall()
+            mine = [Entry(*row[1:]) for row in everyone if row[0] == owner]
+            dropped += [(owner, entry.id) for entry in over_bounds(mine, self.max_items, self.max_bytes)]
             by_id = {row[1]: row[0] for row in everyone}
             total = over_bounds([Entry(*row[1:]) for row in everyone], float("inf"), self.max_total_bytes)
             dropped += [(by_id[entry.id], entry.id) for entry in total]
