@@ -225,26 +225,31 @@ def _shrunk(image: Image.Image, max_edge: int) -> Image.Image:
 
 def preview_size(size: tuple[int, int], edge: int) -> tuple[int, int]:
     """The size of an `edge` preview of pixels of `size` (see PREVIEW_SLACK)."""
-    longest = max(size)
-    if longest <= edge * PREVIEW_SLACK:
-        return size
-    factor = longest // edge
-    if -(-longest // factor) <= edge * PREVIEW_SLACK:  # what Image.reduce(factor) gives: sizes rounded up
-        return -(-size[0] // factor), -(-size[1] // factor)
-    return _fit_size(size, edge)
+    return _preview_plan(size, edge)[0]
+
+
+def _preview_plan(size: tuple[int, int], edge: int) -> tuple[tuple[int, int], int]:
+    """(size, how): an `edge` preview of pixels of `size` is them as they are (how 1), box-reduced by the
+    integer factor `how`, or resampled to the edge (how 0) when no factor lands in the band."""
+    if max(size) <= edge * PREVIEW_SLACK:
+        return size, 1
+    factor = max(size) // edge
+    reduced = -(-size[0] // factor), -(-size[1] // factor)  # what Image.reduce(factor) gives: sizes rounded up
+    if max(reduced) <= edge * PREVIEW_SLACK:
+        return reduced, factor
+    return _fit_size(size, edge), 0
 
 
 def _preview_scale(image: Image.Image, edge: int) -> Image.Image:
     """`image` brought to `preview_size`: as it is, box-reduced by an integer factor, or (no factor lands in
     the band) box-reduced and then resampled bicubic, which looks like Lanczos at preview size for a third of
     its time (40 dB PSNR against it on a 12 MP photo)."""
-    target = preview_size(image.size, edge)
-    if target == image.size:
+    target, how = _preview_plan(image.size, edge)
+    if how == 1:
         return image
-    factor = max(image.size) // edge
     reducible = image.mode not in _NO_REDUCE_MODES
-    if target == (-(-image.width // factor), -(-image.height // factor)):
-        return image.reduce(factor) if reducible else image.resize(target, Image.Resampling.BOX)
+    if how:
+        return image.reduce(how) if reducible else image.resize(target, Image.Resampling.BOX)
     return image.resize(target, Image.Resampling.BICUBIC, reducing_gap=1.0 if reducible else None)
 
 
@@ -390,15 +395,16 @@ def _fitted_first(image: Image.Image, fit_edge: int) -> Image.Image:
     """A photo bigger than fit_edge × fit_edge, fitted into it before anything else is done to it, so
     conversions work on the small copy; the full-size pixels are let go at once. Modes that resize
     badly as they are (palette, 1-bit, colour-key transparency, CMYK) are left for `_standard_mode`."""
-    for_preview = fit_edge <= PREVIEW_EDGE  # pixels only for a preview: at the preview's scale
-    target = preview_size(image.size, fit_edge) if for_preview else _fit_size(image.size, fit_edge)
-    if target == image.size or image.mode not in _SHRINK_FIRST_MODES or "transparency" in image.info:
+    if image.mode not in _SHRINK_FIRST_MODES or "transparency" in image.info:
         return image
-    if for_preview:
+    if fit_edge <= PREVIEW_EDGE:  # pixels only for a preview: at the preview's scale
         fitted = _preview_scale(image, fit_edge)
+    elif _fit_size(image.size, fit_edge) != image.size:
+        fitted = image.resize(_fit_size(image.size, fit_edge), Image.Resampling.LANCZOS, reducing_gap=3.0)
     else:
-        fitted = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    image.close()
+        fitted = image
+    if fitted is not image:
+        image.close()
     return fitted
 
 
