@@ -10,6 +10,7 @@ from components.text import escape_markdown
 from services import samples
 from services.uploads import MAX_PHOTOS
 from services.config import PROMPT_MAX_CHARS
+from services.offline import NO_TRANSPARENT_JPEG
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "bmp", "tif", "tiff", "gif"]
 EXAMPLE_PROMPTS = [
@@ -26,7 +27,6 @@ BACKGROUNDS = {
     TRANSPARENT: "The subject alone, for slides and shop listings. Made on this server: no key needed, nothing "
                  "sent, nothing spent. PNG or WEBP (JPEG has no transparency).",
 }
-NO_TRANSPARENT_JPEG = "JPEG has no transparency: choose PNG or WEBP for a transparent cut-out."
 FORMATS = {
     "PNG": "Lossless and sharp; biggest files.",
     "WEBP": "Small files for websites and chat.",

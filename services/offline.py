@@ -17,12 +17,13 @@ from services import grabcut, subject_model
 from services.backdrops import render_backdrop
 from services.images import encode, open_image
 
-__all__ = ["DESCRIPTION", "cut_out", "render_backdrop", "replace_background", "transparent"]
+__all__ = ["DESCRIPTION", "NO_TRANSPARENT_JPEG", "cut_out", "render_backdrop", "replace_background", "transparent"]
 
 DESCRIPTION = (
     "Your subject, cut out on this server, on a studio backdrop painted from the colours and mood of your "
     "prompt; for photographic scenes add a Novita key."
 )
+NO_TRANSPARENT_JPEG = "JPEG has no transparency: choose PNG or WEBP for a transparent cut-out."
 
 WORK_EDGE = 512  # the mask is made on a copy this long (fast); edges are refined at full size after
 MIN_EDGE = 24  # a thumbnail smaller than this has no border to learn a background from: it is kept whole
@@ -49,7 +50,7 @@ def transparent(image: bytes, image_type: str = "png") -> bytes:
     JPEG cannot hold transparency, so it raises `ValueError`; so do bytes that are not an image.
     """
     if image_type not in ("png", "webp"):
-        raise ValueError("JPEG has no transparency: choose PNG or WEBP for a transparent cut-out.")
+        raise ValueError(NO_TRANSPARENT_JPEG)
     photo = open_image(image)
     subject, a = _subject_of(photo)
     return encode(Image.fromarray(np.dstack([subject, a]), "RGBA"), image_type)
@@ -66,19 +67,22 @@ def cut_out(image: Image.Image) -> Image.Image:
 
 def _subject_of(photo: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     """The subject's colours (RGB uint8) and its alpha (uint8), both the photo's size."""
-    alpha, from_file = _alpha_of(photo)
-    rgb, a = np.asarray(photo.convert("RGB")), np.asarray(alpha)
+    rgb = np.asarray(photo.convert("RGB"))
+    alpha, from_file = _alpha_of(photo, rgb)
+    a = np.asarray(alpha)
     # a file's own alpha comes with clean colours; a cut-out's edge still carries the old background
     return (rgb if from_file else _decontaminate(rgb, a)), a
 
 
-def _alpha_of(image: Image.Image) -> tuple[Image.Image, bool]:
-    """The subject mask and whether it came from the file's own alpha channel."""
+def _alpha_of(image: Image.Image, rgb: np.ndarray | None = None) -> tuple[Image.Image, bool]:
+    """The subject mask and whether it came from the file's own alpha channel; `rgb` is the image's RGB
+    pixels when the caller has them already."""
     if image.mode in {"RGBA", "LA", "PA"} or "transparency" in image.info:
         alpha = image.convert("RGBA").getchannel("A")
         if _is_meaningful(np.asarray(alpha)):
             return alpha, True
-    rgb = np.asarray(image.convert("RGB"))
+    if rgb is None:
+        rgb = np.asarray(image.convert("RGB"))
     small = _downscale(rgb, WORK_EDGE)
     if min(small.shape[:2]) < MIN_EDGE:
         hard = np.ones(small.shape[:2], np.uint8)
