@@ -127,11 +127,10 @@ def _single_outcome(run: runs.Run) -> None:
         st.info(message, icon=":material/info:")
         return
     st.error(escape_markdown(message), icon=":material/error:")  # may quote Novita's own words
-    if retryable and task.reply is not None:  # Novita answered and was paid: only the previews are remade
-        st.button("Try again", key="replace.retry", icon=":material/refresh:", on_click=actions.retry,
-                  args=("replace",))
-    elif retryable:
-        st.button("Try again", key="replace.retry", icon=":material/refresh:", on_click=actions.start_replace)
+    if retryable:  # when Novita answered and was paid, only the previews are remade from its reply
+        paid = task.reply is not None
+        st.button("Try again", key="replace.retry", icon=":material/refresh:",
+                  on_click=actions.retry if paid else actions.start_replace, args=("replace",) if paid else ())
 
 
 def _summary(run: runs.Run) -> tuple[float, str]:
