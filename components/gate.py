@@ -19,11 +19,7 @@ def _throttle(lock_after: int) -> GateThrottle:
 
 def throttle() -> GateThrottle:
     """The process-wide throttle, built from `APP_PASSWORD_LOCK_AFTER` (default 10)."""
-    try:
-        lock_after = int(config.setting("APP_PASSWORD_LOCK_AFTER", str(LOCK_AFTER)))
-    except ValueError:
-        lock_after = LOCK_AFTER
-    return _throttle(max(1, lock_after))
+    return _throttle(config.password_lock_after(LOCK_AFTER))
 
 
 def _address() -> str | None:

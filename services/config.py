@@ -92,6 +92,14 @@ def max_images_per_session() -> int:
         return 25
 
 
+def password_lock_after(default: int) -> int:
+    """Wrong passwords from one address before the gate locks it (`APP_PASSWORD_LOCK_AFTER`), at least 1."""
+    try:
+        return max(1, int(setting("APP_PASSWORD_LOCK_AFTER", str(default))))
+    except ValueError:
+        return default
+
+
 def batch_concurrency() -> int:
     """How many photos of a batch run at once (`BATCH_CONCURRENCY`), default 4."""
     try:
