@@ -88,8 +88,8 @@ def _forget() -> None:
 
 def what_is_kept() -> None:
     """The line under a gallery: what is kept, where, for how long, for whom; and Forget my photos."""
-    kept = shared_store()
-    if kept is None or session.history().store is None:
+    kept = session.history().store  # the shared store, once this browser's history is attached to it
+    if kept is None:
         st.caption("Results stay only while this tab is open. Download the ones you want to keep.")
         return
     hours = config.history_ttl_hours()
