@@ -6,10 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from components import inputs, messages, session
-from services import budget, config, engines, quota, runs, uploads
+from services import budget, config, engines, quota, recovery, runs, uploads
 
 RUN_PAGES = ("replace", "variants", "batch")
 BACKGROUND_KEYS = {"replace": "background", "variants": "variants.background", "batch": "batch.background"}
+LOCK_KEYS = {name: f"{name}.lock" for name in RUN_PAGES}
 
 
 @st.cache_resource
@@ -76,8 +77,10 @@ def _start(name: str, tasks: list[runs.Task], image_type: str) -> bool:
     if not _fits(name, len(tasks), chosen):
         return False
     owner_key = chosen == engines.NOVITA and not session.own_key()
+    history = session.history()
     run = runs.Run(tasks, image_type, chosen, owner_key=owner_key, owner=session.account(),
-                   keep=session.history().writer())
+                   keep=history.writer(), lock=inputs.keeps_subject(LOCK_KEYS[name]),
+                   receipts=recovery.Receipts(lambda: (history.store, history.owner)))
     run.start(spending())
     session.page(name).run, session.page(name).watching = run, True
     return True

@@ -112,6 +112,22 @@ def image_type(key: str = "format") -> str:
     return (st.session_state.get(key) or "PNG").lower()
 
 
+LOCK_LABEL = "Keep my subject exactly as it is"
+
+
+def lock_box(key: str) -> bool:
+    """The choice to lay the photo's own subject back over Novita's new scene; on by default."""
+    st.checkbox(LOCK_LABEL, value=True, key=key, persist_state="session",
+                help="Novita redraws the whole picture and can change a face, a label or a colour. With this on, "
+                     "your subject is put back from your photo, at full resolution, over the new scene.")
+    return keeps_subject(key)
+
+
+def keeps_subject(key: str) -> bool:
+    """Whether the choice under `key` asks to keep the subject exactly (the default while it was never shown)."""
+    return bool(st.session_state.get(key, True))
+
+
 IDEAS = 4
 
 

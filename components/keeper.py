@@ -12,7 +12,7 @@ import secrets
 import streamlit as st
 
 from components import session
-from services import config, store
+from services import config, recovery, store
 
 log = logging.getLogger(__name__)
 COOKIE = "rbs_browser"
@@ -34,12 +34,15 @@ _set_cookie = st.components.v2.component("rbs_browser_key", js=SET_COOKIE_JS)
 
 @st.cache_resource
 def shared_store() -> store.Store | None:
-    """The process's history store, from the settings; None when results are kept in the session only."""
+    """The process's history store, from the settings; None when results are kept in the session only. Made
+    once per process, which is when the tasks an earlier start left in flight are collected (never resent)."""
     try:
-        return store.from_settings()
+        kept = store.from_settings()
     except (config.ConfigError, store.StoreError, ImportError) as exc:  # the app works on, as before the store
         log.error("history store off: %s", exc)
         return None
+    recovery.collect_orphans(kept)
+    return kept
 
 
 def _token() -> str:

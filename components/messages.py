@@ -29,6 +29,10 @@ OWNER_FAULTS = {
                      "owner has been told; your photo and prompt are fine.",
                      "Your Novita account must finish its verification before it can make images. Finish it "
                      "at novita.ai, or remove your key in the sidebar to use the app's."),
+    "retired": ("Novita's photographic engine is not available right now, so this app cannot make photographic "
+                "scenes at the moment. The owner has been told; your photo and prompt are fine.",
+                "Novita's photographic engine is not available right now; your photo and prompt are fine. Try "
+                "again later."),
     "billing": ("Novita's billing could not authorise this app's account. The owner has been told and must fix "
                 "its billing; your photo and prompt are fine.",
                 "Novita's billing could not authorise your account. Check its billing at novita.ai, or remove "
@@ -51,12 +55,17 @@ PERSON_FAULTS = {
     "unreachable": ("Could not reach Novita from this app's server, or the connection broke. Press Try again in a "
                     "moment."),
     "unreadable": "Novita's reply could not be read as an image. Press Try again.",
+    "untrusted_link": ("Novita's reply pointed to an image somewhere this app does not fetch from, so it was not "
+                       "fetched. Press Try again; if it keeps happening, tell the app's owner."),
+    "link_expired": ("Novita made the image, but its download link expired before the app could fetch it. Press "
+                     "Try again to make a new one."),
     "key_chars": ("That API key has characters a Novita key never has (spaces, quotes or symbols from copying). "
                   "Paste the key again exactly as Novita shows it."),
     "no_key": ("No Novita API key is set. Paste your own key in the sidebar, or ask the app's owner to add "
                "NOVITA_API_KEY to the app's secrets."),
 }
 PAUSED = {
+    "retired": "Novita's photographic engine is not available right now",
     "balance": "this app's Novita account is out of credit",
     "key": "this app's Novita key was refused",
     "access": "this app's Novita account may not use background replacement",
@@ -126,6 +135,17 @@ def _novita_sentence(error: novita.NovitaError, *, owner_key: bool) -> str:
         wait = getattr(error, "retry_after", None)
         when = f"in about {wait:.0f} s" if wait else "in a minute"
         return f"Novita is getting too many requests for this key. Try again {when}."
+    if kind == "task_failed":
+        if error.about_content:
+            return (f"Novita could not make this image on its side.{_reason(error)} Rephrase the prompt and press "
+                    "Replace background again, or try another photo.")
+        return f"Novita could not make this image on its side.{_reason(error)} Press Try again in a moment."
+    if kind == "task_timeout":
+        return (f"Novita did not finish the image within {error.seconds:g} s, so the app stopped waiting. Press "
+                "Try again, or try later when Novita is less busy.")
+    if kind == "prompt_too_long":
+        return (f"The prompt is {error.length} characters long; Novita is sent at most {error.limit}. Shorten it "
+                "and press Replace background again.")
     if kind == "timeout":
         if error.connecting:
             return "Could not reach Novita in time from this app's server. Press Try again in a moment."
@@ -136,6 +156,10 @@ def _novita_sentence(error: novita.NovitaError, *, owner_key: bool) -> str:
     status = getattr(error, "status", None)
     return (f"Novita answered with an unexpected error{f' (HTTP {status})' if status else ''}. Try again later; "
             "if it keeps happening, tell the app's owner.")
+
+
+def _reason(error: novita.TaskFailedError) -> str:
+    return f" Novita said: “{error.reason}”." if error.reason else ""
 
 
 def _said(error: novita.NovitaError) -> str:

@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from components import actions, messages, session, tally
+from components import actions, inputs, messages, session, tally
 from components.compare import compare
 from components.results import describe, download_button
 from components.text import escape_markdown
@@ -33,7 +33,8 @@ def engine_note(name: str) -> None:
         st.warning("Novita is selected but no API key is set. Paste your key in the sidebar, "
                    "or choose Automatic to use the offline studio.", icon=":material/key_off:")
     elif chosen == engines.NOVITA:
-        st.caption(f"Engine: Novita, about ${config.price_per_image():.4f} an image.")
+        inputs.lock_box(actions.LOCK_KEYS[name])
+        st.caption(f"Engine: Novita, about ${config.price_per_image():.4f} an image (an estimate: the owner sets it).")
     else:
         st.caption(f"Engine: offline studio. {offline.DESCRIPTION}")
 

@@ -14,6 +14,10 @@ DEFAULT_BASE_URL = "https://api.novita.ai"
 DEFAULT_TIMEOUT = 120.0  # Novita advises more than 60 s for image APIs
 CONNECT_TIMEOUT = 10.0
 PROMPT_MAX_CHARS = 500  # no limit is documented; long prompts only dilute the instruction
+# Novita's calls that make a new background. The seed's replace-background was retired by Novita on
+# 2026-07-22; Qwen-Image Edit is the image-edit model its docs still list, so it is the default.
+NOVITA_MODELS = ("qwen-image-edit", "replace-background")
+DEFAULT_NOVITA_MODEL = NOVITA_MODELS[0]
 
 
 class ConfigError(ValueError):
@@ -74,6 +78,17 @@ def timeout(override: float | None = None) -> float:
         msg = "NOVITA_TIMEOUT must be more than 0 seconds; 120 is a good value."
         raise ConfigError(msg)
     return value
+
+
+def novita_model() -> str:
+    """Which Novita call makes a new background (`NOVITA_MODEL`): "qwen-image-edit" (default) or
+    "replace-background" (the seed's call, retired by Novita on 2026-07-22; kept for a gateway that still
+    serves it)."""
+    raw = (setting("NOVITA_MODEL", DEFAULT_NOVITA_MODEL) or "").lower()
+    if raw not in NOVITA_MODELS:
+        msg = f"NOVITA_MODEL must be one of {', '.join(NOVITA_MODELS)} (it is {raw!r})."
+        raise ConfigError(msg)
+    return raw
 
 
 def price_per_image() -> float:

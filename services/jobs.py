@@ -4,12 +4,15 @@ slot on the key's line, call the engine) and finish (previews, the history item)
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from collections.abc import Callable
 
-from services import config, engines, images, novita
+from PIL import Image
+
+from services import config, engines, images, novita, subject_lock
 from services.budget import Account, BudgetExceeded, Ledger
 from services.history import HistoryItem
 from services.images import PreparedImage
@@ -59,26 +62,37 @@ def certainly_not_processed(error: BaseException) -> bool:
 def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str, *, engine: str,
               source_name: str, api_key: str | None = None, cost: float = 0.0, ledger: Ledger | None = None,
               account: Account | None = None, owner_key: bool = False, cancel: threading.Event | None = None,
-              progress: Progress | None = None) -> HistoryItem:
+              progress: Progress | None = None, lock: bool = False) -> HistoryItem:
     """Run one replacement to the end in the calling thread: send, then make the previews."""
     started = time.monotonic()
     result = send(prepared, prompt, image_type, engine=engine, api_key=api_key, cost=cost, ledger=ledger,
                   account=account, owner_key=owner_key, cancel=cancel, progress=progress)
     return finish(prepared, before_preview, prompt, image_type, result, engine=engine, source_name=source_name,
-                  cost=cost, started=started, progress=progress)
+                  cost=cost, started=started, progress=progress, lock=lock)
+
+
+Accepted = Callable[[engines.Handle], None]
 
 
 def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, api_key: str | None = None,
          cost: float = 0.0, ledger: Ledger | None = None, account: Account | None = None, owner_key: bool = False,
-         cancel: threading.Event | None = None, progress: Progress | None = None) -> engines.ReplaceResult:
-    """Reserve the image on the ledger, wait for a slot in the key's line, call the engine; its reply comes
-    back checked and decoded. A 429 penalises the key and puts the photo back in line (nothing below
-    retries it), so every request sent was granted by the limiter."""
+         cancel: threading.Event | None = None, progress: Progress | None = None,
+         accepted: Accepted | None = None) -> engines.ReplaceResult:
+    """Reserve the image on the ledger, wait for a slot in the key's line, submit to the engine, then collect
+    its result (checked and decoded). The reservation is spent the moment the engine accepts the job (a task
+    id, or a synchronous image), and `accepted(handle)` is told of a remote task before anything else can
+    fail, so its id is kept. A 429 penalises the key and puts the photo back in line (nothing below retries
+    it), so every request sent was granted by the limiter."""
     report = progress or _silent
     width, height = prepared.size
     report(step=f"Prepared the photo: {width} × {height} {prepared.format.upper()}")
-    if engine != engines.NOVITA or ledger is None or not api_key:
-        return _call(prepared, prompt, image_type, engine, api_key, report)
+    try:
+        chosen = engines.engine_for(engine)
+    except config.ConfigError as exc:
+        raise novita.ConfigurationError(str(exc)) from None
+    job = engines.Job(prepared.data, prompt, image_type, api_key)
+    if not chosen.remote or ledger is None or not api_key:
+        return _collect(chosen, _submit(chosen, job, report), job, report, accepted)
     bucket = bucket_for(api_key)
     for returns in range(RATE_LIMIT_RETURNS + 1):
         _raise_if_paused(ledger.limiter, bucket)  # before waiting in line for a slot that could not be used
@@ -92,7 +106,7 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
                 raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
             _raise_if_paused(ledger.limiter, bucket)  # another session's refusal may have come in meanwhile
             try:
-                result = _call(prepared, prompt, image_type, engine, api_key, report)
+                handle = _submit(chosen, job, report)
             except novita.APIStatusError as exc:
                 if not isinstance(exc, novita.RateLimitError):
                     _refused(exc, prepared, ledger.limiter if owner_key else None, bucket)
@@ -111,35 +125,93 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
             else:
                 reservation.spend()  # a timeout or a broken reply: Novita may have made it
             raise
+        # Accepted: one image against the owner's ceilings. A task that later ends FAILED still counts:
+        # Novita says failed generations of some models are not charged, but not of this one, and the
+        # ceilings exist to bound what the owner may be billed, so the ledger errs on the side of counting.
         reservation.spend()
-        return result
+        return _collect(chosen, handle, job, report, accepted)
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _call(prepared: PreparedImage, prompt: str, image_type: str, engine: str, api_key: str | None,
-          report: Progress) -> engines.ReplaceResult:
-    stages = {engines.NOVITA: "Sending the photo to Novita and waiting for the new background",
-              engines.OFFLINE: "Cutting out the subject and painting a backdrop"}
-    report(stage=stages.get(engine, "Cutting out the subject"))
-    result = engines.replace_background(prepared.data, prompt, image_type, engine=engine, api_key=api_key)
-    report(step=f"{engines.LABELS[engine]} answered in {result.seconds:.1f} s")
+STAGES = {engines.NOVITA: "Sending the photo to Novita", engines.OFFLINE: "Cutting out the subject and painting a backdrop"}
+
+
+def _submit(engine: engines.Engine, job: engines.Job, report: Progress) -> engines.Handle:
+    report(stage=STAGES.get(engine.family, "Cutting out the subject"))
+    return engine.submit(job)
+
+
+def _collect(engine: engines.Engine, handle: engines.Handle, job: engines.Job, report: Progress,
+             accepted: Accepted | None) -> engines.ReplaceResult:
+    if handle.task_id is not None:
+        report(step="Novita accepted the photo")
+        if accepted is not None:
+            accepted(handle)
+    result = engine.collect(handle, job, progress=lambda state: report(stage=novita_stage(state)))
+    report(step=f"{engines.LABELS[engine.family]} answered in {result.seconds:.1f} s")
     return result
+
+
+def novita_stage(state: novita.TaskState) -> str:
+    """What the run's status says while Novita works on a task: queued, or how far it got."""
+    if state.status == "QUEUED":
+        return "Queued at Novita"
+    if state.status != "PROCESSING":
+        return "Novita is making the new background"
+    done = f": {state.progress} %" if state.progress else ""
+    left = f", about {state.eta:.0f} s left" if state.eta else ""
+    return f"Novita is making the new background{done}{left}"
 
 
 def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str,
            result: engines.ReplaceResult, *, engine: str, source_name: str, cost: float = 0.0,
-           started: float | None = None, progress: Progress | None = None) -> HistoryItem:
-    """The second half of `make_item`: the result's previews, and the history item that holds it all."""
-    (progress or _silent)(stage="Making the previews")
-    converted = ("Novita sent another format; it was converted here.",) if result.converted else ()
-    after_preview, thumbnail = images.previews(result.decoded or images.open_image(result.image))
+           started: float | None = None, progress: Progress | None = None, lock: bool = False,
+           item_id: str | None = None) -> HistoryItem:
+    """The second half of `make_item`: the result fitted to the photo (and, for Novita with `lock`, the
+    photo's own subject laid back), its previews, and the history item that holds it all."""
+    report = progress or _silent
+    lock = lock and engine == engines.NOVITA
+    decoded, real = result.decoded, _size_of(result.image)
+    if decoded is None or (decoded.size != real and (lock or real != prepared.size)):
+        decoded = images.open_image(result.image)  # the checked decode may be preview-sized: these need it whole
+    notices: list[str] = []
+    changed = False
+    if real != prepared.size:
+        report(stage="Fitting the result to your photo")
+        if decoded.size[0] * decoded.size[1] < prepared.size[0] * prepared.size[1]:
+            notices.append(f"Novita made this at {decoded.size[0]} × {decoded.size[1]} px, a lower resolution than "
+                           f"your photo's {prepared.size[0]} × {prepared.size[1]}; it was enlarged to fit.")
+        decoded, changed = subject_lock.fit_to(decoded, prepared.size), True
+    if lock:
+        report(stage="Laying your subject back over the new scene")
+        locked = subject_lock.lay_subject_back(images.open_image(prepared.data), decoded)
+        if locked.locked:
+            decoded, changed = locked.image, True
+            notices.append("Your subject is the photo's own, laid over Novita's new scene.")
+        else:
+            notices.append("Novita moved or resized the subject, so its image is shown as it made it.")
+    if result.converted and not changed:
+        notices.append("Novita sent another format; it was converted here.")
+    data = images.encode(decoded, image_type) if changed or result.image_type != image_type else result.image
+    report(stage="Making the previews")
+    after_preview, thumbnail = images.previews(decoded)
     seconds = time.monotonic() - started if started is not None else result.seconds
+    extra = {"id": item_id} if item_id else {}
     return HistoryItem(
         prompt=prompt, image_type=image_type, engine=engine, seconds=seconds,
-        source_name=source_name, result=result.image, before_preview=before_preview,
-        after_preview=after_preview, thumbnail=thumbnail,
-        size=prepared.size, cost=cost if engine == engines.NOVITA else 0.0, notices=prepared.notices + converted,
+        source_name=source_name, result=data, before_preview=before_preview,
+        after_preview=after_preview, thumbnail=thumbnail, size=prepared.size,
+        cost=cost if engine == engines.NOVITA else 0.0, notices=prepared.notices + tuple(notices), **extra,
     )
+
+
+def _size_of(data: bytes) -> tuple[int, int] | None:
+    """An image's size from its header alone."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except (OSError, ValueError):
+        return None
 
 
 def _raise_if_paused(limiter: Limiter, bucket: str) -> None:
@@ -156,6 +228,8 @@ def _refused(error: novita.APIStatusError, prepared: PreparedImage, limiter: Lim
         log.error("Novita refused a prepared photo (%s, %s × %s, %d bytes %s): %s; a fault of this app's "
                   "preparation", error.reason or error.status, *prepared.size, len(prepared.data),
                   prepared.format, error.fix)
+    elif error.kind == "retired" and limiter is None:  # a pasted key: nothing to pause, the owner still must act
+        log.error("Novita no longer serves this model (%s): %s", error.reason or error.status, error.fix)
     elif error.actor == novita.OWNER and limiter is not None:
         if error.stops_key and bucket is not None:
             seconds = config.owner_pause_seconds()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from services import engines, export, images, jobs, workers
+from services import engines, export, images, jobs, novita, recovery, workers
 from services.budget import Account, Ledger
 from services.history import HistoryItem
 
@@ -46,6 +46,8 @@ class Task:
     error: BaseException | None = None
     item: HistoryItem | None = field(default=None, repr=False)
     reply: engines.ReplaceResult | None = field(default=None, repr=False)  # paid for, previews not made yet
+    handle: engines.Handle | None = field(default=None, repr=False)  # the task Novita accepted, while in flight
+    receipt: object = field(default=None, repr=False)  # its written-down receipt, until the result is kept
     collected: bool = False  # handed to history already
     released: bool = False  # done, but history no longer keeps its result (see Run.release)
     seconds: float | None = None  # how long it took, kept after its result is released
@@ -97,6 +99,8 @@ class Run:
     owner_key: bool = False  # on the app owner's key: the session cap and the daily ceiling apply
     owner: Hashable = None
     keep: Callable[[HistoryItem], None] | None = field(default=None, repr=False)  # called in the worker
+    lock: bool = False  # lay the photo's own subject back over Novita's new scene
+    receipts: recovery.Receipts | None = field(default=None, repr=False)  # tasks in flight, written down
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -216,8 +220,11 @@ class Run:
                 task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
                                        api_key=spending.api_key, cost=spending.price, ledger=spending.ledger,
                                        account=spending.account, owner_key=self.owner_key, cancel=self.cancel,
-                                       progress=task._progress)
+                                       progress=task._progress,
+                                       accepted=lambda handle: self._accepted(task, handle, spending))
         except Exception as exc:
+            if not isinstance(exc, novita.TaskTimeoutError):  # a task still running may be collected later
+                self._drop_receipt(task)
             self._fail(task, attempt, exc)
             return
         workers.cpu().submit(self._owner, lambda: self._finish_safely(task, attempt, spending),
@@ -229,12 +236,28 @@ class Run:
         except Exception as exc:
             self._fail(task, attempt, exc)
 
+    def _accepted(self, task: Task, handle: engines.Handle, spending: Spending) -> None:
+        """Novita accepted the task: write its receipt down before anything else can fail."""
+        task.handle = handle
+        if self.receipts is not None:
+            task.receipt = self.receipts.keep(handle, prompt=task.prompt, image_type=self.image_type,
+                                              source_name=task.source_name, lock=self.lock,
+                                              owner_key=self.owner_key, cost=spending.price, prepared=task.prepared)
+
+    def _drop_receipt(self, task: Task) -> None:
+        if self.receipts is not None and task.receipt is not None:
+            self.receipts.drop(task.receipt)
+        task.receipt = task.handle = None
+
     def _finish(self, task: Task, attempt: int, spending: Spending) -> None:
+        task_id = task.handle.task_id if task.handle is not None else None
         item = jobs.finish(task.prepared, task.prepared.preview, task.prompt, self.image_type, task.reply,
                            engine=self.engine, source_name=task.source_name, cost=spending.price,
-                           started=task.started, progress=task._progress)
+                           started=task.started, progress=task._progress, lock=self.lock,
+                           item_id=recovery.item_id(task_id) if task_id else None)
         if self.keep is not None and task.attempt == attempt:
             self.keep(item)  # kept before the page hears of it: a tab closed meanwhile loses nothing
+        self._drop_receipt(task)
         with self._lock:
             if task.attempt != attempt:
                 return

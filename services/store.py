@@ -22,7 +22,7 @@ import tempfile
 import time
 import zipfile
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -76,6 +76,55 @@ def unpack(data: bytes) -> HistoryItem:
     return HistoryItem(**meta, **parts)
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """A task Novita accepted and whose image is not yet kept: enough to collect it after a restart without
+    submitting it again (the prepared photo for fitting and the subject, what the person asked, whose it is).
+    `boot` names the process that submitted it; the key is never kept, so only a task on the owner's key
+    (`owner_key`) can be collected by another process."""
+
+    owner: str
+    task_id: str
+    engine: str
+    submitted: float  # time.time()
+    boot: str
+    prompt: str
+    image_type: str
+    source_name: str
+    lock: bool
+    owner_key: bool
+    cost: float
+    notices: tuple[str, ...]
+    photo: bytes = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        """The receipt's file name: the owner and a hash of the task id (ids are Novita's text)."""
+        return f"{self.owner}-{hashlib.sha256(self.task_id.encode()).hexdigest()[:24]}"
+
+
+RECEIPT_META = tuple(name for name in Receipt.__dataclass_fields__ if name != "photo")
+
+
+def pack_receipt(receipt: Receipt) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("meta.json", json.dumps({name: getattr(receipt, name) for name in RECEIPT_META}))
+        archive.writestr("photo", receipt.photo)
+    return buffer.getvalue()
+
+
+def unpack_receipt(data: bytes) -> Receipt:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        meta = json.loads(archive.read("meta.json"))
+        photo = archive.read("photo")
+    meta["notices"] = tuple(meta["notices"])
+    return Receipt(**meta, photo=photo)
+
+
+RECEIPT_NAME = re.compile(r"^[0-9a-f]{8,64}-[0-9a-f]{24}$")
+
+
 def over_bounds(entries: list[Entry], max_items: float, max_bytes: float) -> list[Entry]:
     """The oldest entries to drop so the rest (newest first) fit both bounds; the newest always stays."""
     total = 0
@@ -124,6 +173,19 @@ class Store(ABC):
     def items(self, owner: str) -> list[HistoryItem]:
         """This owner's readable results, newest first."""
         return [item for entry in self.entries(owner) if (item := self.load(owner, entry.id)) is not None]
+
+    # Receipts of tasks in flight: written when Novita accepts a task, removed once its result is kept.
+    @abstractmethod
+    def put_receipt(self, receipt: Receipt) -> None:
+        """Keep a receipt, whole or not at all."""
+
+    @abstractmethod
+    def receipts(self) -> list[Receipt]:
+        """Every readable receipt, of every owner (a damaged one is removed with a log line)."""
+
+    @abstractmethod
+    def drop_receipt(self, receipt: Receipt) -> None:
+        """Remove a receipt; removing one already gone does nothing."""
 
 
 def _check(*names: str) -> None:
@@ -225,6 +287,37 @@ class LocalStore(Store):
         shutil.rmtree(self.root / owner, ignore_errors=True)
 
 
+    def _receipt_path(self, receipt_key: str) -> Path:
+        if not RECEIPT_NAME.match(receipt_key):
+            raise StoreError("history store: not a receipt name")
+        return self.root / "receipts" / f"{receipt_key}.zip"
+
+    def put_receipt(self, receipt: Receipt) -> None:
+        path = self._receipt_path(receipt.key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
+                part.write(pack_receipt(receipt))
+            os.replace(part.name, path)
+        except OSError as exc:
+            raise StoreError(f"history store: cannot write a task's receipt ({type(exc).__name__})") from exc
+
+    def receipts(self) -> list[Receipt]:
+        found = []
+        for path in sorted((self.root / "receipts").glob("*.zip")):
+            try:
+                found.append(unpack_receipt(path.read_bytes()))
+            except FileNotFoundError:
+                continue  # collected meanwhile
+            except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+                log.warning("history store: a task's receipt is damaged (%s); removed", type(exc).__name__)
+                path.unlink(missing_ok=True)
+        return found
+
+    def drop_receipt(self, receipt: Receipt) -> None:
+        self._receipt_path(receipt.key).unlink(missing_ok=True)
+
+
 class S3Store(Store):
     """Results as objects `<prefix><owner>/<created ms>-<bytes>-<id>.zip` in an S3-compatible bucket, so
     replicas behind a load balancer share them. The key carries what the bounds need, so one listing orders
@@ -320,6 +413,35 @@ class S3Store(Store):
     def forget(self, owner: str) -> None:
         _check(owner)
         self._delete_keys([key for key, _, _ in self._list(owner)])
+
+
+    def put_receipt(self, receipt: Receipt) -> None:
+        if not RECEIPT_NAME.match(receipt.key):
+            raise StoreError("history store: not a receipt name")
+        self._call("put_object", Bucket=self.bucket, Key=f"{self.prefix}receipts/{receipt.key}.zip",
+                   Body=pack_receipt(receipt), ContentType="application/zip")
+
+    def receipts(self) -> list[Receipt]:
+        found = []
+        pages = self._call("get_paginator", operation_name="list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}receipts/")
+        try:
+            keys = [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+        except Exception as exc:  # botocore's errors, imported lazily
+            raise StoreError(f"history store bucket: {type(exc).__name__}") from exc
+        for key in keys:
+            try:
+                data = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                found.append(unpack_receipt(data))
+            except (ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+                log.warning("history store: a task's receipt is damaged (%s); removed", type(exc).__name__)
+                self._delete_keys([key])
+            except Exception as exc:  # botocore's errors: gone meanwhile, or unreadable now
+                log.warning("history store: a task's receipt could not be read (%s)", type(exc).__name__)
+        return found
+
+    def drop_receipt(self, receipt: Receipt) -> None:
+        self._delete_keys([f"{self.prefix}receipts/{receipt.key}.zip"])
 
 
 def from_settings() -> Store | None:

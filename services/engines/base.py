@@ -1,0 +1,64 @@
+"""The one small interface every engine implements, and what passes through it.
+
+An engine is driven in two steps. `submit` starts the work and returns a `Handle`, the receipt: for a remote
+engine this is the one moment that may cost money (the POST), and the handle is what the run engine keeps so
+a restart collects the result instead of paying for it again. `collect` turns a handle into the image,
+reporting progress on the way; a local engine does its work in `submit` and its handle already holds the
+result. The run engine (`services.jobs`, `services.runs`) drives every engine alike.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from services.novita import ReplaceResult, TaskState
+
+NOVITA = "novita"
+OFFLINE = "offline"
+CUTOUT = "cutout"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What an engine is asked for: a prepared photo's bytes, the person's prompt, the output type."""
+
+    data: bytes = field(repr=False)
+    prompt: str
+    image_type: str
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Handle:
+    """The receipt of a submitted job: the engine's name, and either its remote task id or its result."""
+
+    engine: str
+    task_id: str | None = None
+    result: ReplaceResult | None = field(default=None, repr=False)
+    submitted_at: float = field(default_factory=time.monotonic)
+
+
+Progress = Callable[[TaskState], None]
+
+
+class Engine(Protocol):
+    """`name` is its registry key; `family` what history and the pages call it (Novita, offline, cut-out);
+    `remote` says the photo leaves the server on a paid key, so the key's line and the budget apply."""
+
+    name: str
+    family: str
+    remote: bool
+
+    def submit(self, job: Job) -> Handle: ...
+
+    def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> ReplaceResult: ...
+
+
+def timed(engine: str, make: Callable[[], bytes], image_type: str) -> Handle:
+    """A local engine's handle: `make` run here, now, with its time."""
+    started = time.monotonic()
+    data = make()
+    return Handle(engine, result=ReplaceResult(data, image_type, time.monotonic() - started))

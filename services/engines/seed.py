@@ -1,0 +1,21 @@
+"""Novita's replace-background: the seed's synchronous call, retired by Novita on 2026-07-22 and kept for a
+gateway or dedicated endpoint that still serves it (`NOVITA_MODEL=replace-background`)."""
+
+from __future__ import annotations
+
+from services import novita
+from services.engines.base import NOVITA, Handle, Job, Progress
+
+
+class SeedReplace:
+    name, family, remote = novita.SEED_MODEL, NOVITA, True
+
+    def submit(self, job: Job) -> Handle:
+        result = novita.replace_background(job.data, job.prompt, job.image_type, api_key=job.api_key)
+        return Handle(self.name, result=result)
+
+    def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> novita.ReplaceResult:
+        return handle.result
+
+
+ENGINE = SeedReplace()
