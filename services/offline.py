@@ -17,7 +17,8 @@ from services import grabcut, subject_model
 from services.backdrops import render_backdrop
 from services.images import encode, open_image
 
-__all__ = ["DESCRIPTION", "NO_TRANSPARENT_JPEG", "cut_out", "render_backdrop", "replace_background", "transparent"]
+__all__ = ["DESCRIPTION", "NO_TRANSPARENT_JPEG", "cut_out", "render_backdrop", "replace_background", "subject_layers",
+           "transparent"]
 
 DESCRIPTION = (
     "Your subject, cut out on this server, on a studio backdrop painted from the colours and mood of your "
@@ -63,6 +64,12 @@ def cut_out(image: Image.Image) -> Image.Image:
     without it) finds the subject and the edge is softened so the result shows no hard halo.
     """
     return _alpha_of(image)[0]
+
+
+def subject_layers(photo: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's subject as this engine lays it on a backdrop: its colours with the old background taken
+    out of the edge (RGB uint8) and its soft alpha (uint8), both the photo's full size."""
+    return _subject_of(photo)
 
 
 def _subject_of(photo: Image.Image) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,15 @@ TEST_KEY = "sk_test_0123456789abcdef"
 
 @pytest.fixture(scope="session")
 def stub_server():
+    """The stand-in as a gateway that still serves the seed's call: the contract of NOVITA_MODEL=replace-background,
+    which most of the older tests pin down. Novita itself retired that call (see `edit_server`)."""
+    with NovitaStub(seed_retired=False) as stub:
+        yield stub
+
+
+@pytest.fixture(scope="session")
+def edit_server():
+    """The stand-in as Novita is today: the seed's call retired, Qwen-Image Edit's task API live."""
     with NovitaStub() as stub:
         yield stub
 
@@ -33,7 +42,7 @@ def stub(stub_server):
 def novita_env(monkeypatch, stub, tmp_path):
     """Environment pointing the app at the stand-in with a test key; no other NOVITA_* leaks in, and the
     history store is this test's own folder."""
-    for name in ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_PRICE_PER_IMAGE", "APP_PASSWORD",
+    for name in ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_MODEL", "NOVITA_PRICE_PER_IMAGE", "APP_PASSWORD",
                  "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_REDIS_URL", "RATE_LIMIT_WINDOW_SECONDS",
                  "HISTORY_TTL_HOURS", "HISTORY_STORE_URL", "HISTORY_STORE_MAX_MB"):
         monkeypatch.delenv(name, raising=False)
@@ -42,7 +51,19 @@ def novita_env(monkeypatch, stub, tmp_path):
     monkeypatch.setenv("NOVITA_RATE_LIMIT_PER_MINUTE", "1000")
     monkeypatch.setenv("NOVITA_API_KEY", TEST_KEY)
     monkeypatch.setenv("NOVITA_BASE_URL", stub.base_url)
+    monkeypatch.setenv("NOVITA_MODEL", "replace-background")  # the seed's call, through a gateway that serves it
     return stub
+
+
+@pytest.fixture
+def edit_env(novita_env, monkeypatch, edit_server):
+    """The app's default settings (Qwen-Image Edit) against the stand-in as Novita is today; a task takes 0.3 s."""
+    monkeypatch.delenv("NOVITA_MODEL", raising=False)
+    monkeypatch.setenv("NOVITA_BASE_URL", edit_server.base_url)
+    edit_server.reset()
+    edit_server.latency = 0.3
+    yield edit_server
+    edit_server.reset()
 
 
 class Upload:

@@ -1,4 +1,8 @@
-"""A loopback stand-in for Novita's ``POST /v3/replace-background``, with scriptable faults.
+"""A loopback stand-in for Novita, with scriptable faults: the seed's synchronous
+``POST /v3/replace-background`` (retired by Novita on 2026-07-22: ``seed_retired=True`` answers as the retired
+endpoint does) and the async Qwen-Image Edit task API that does the job today (``POST /v3/async/qwen-image-edit``,
+``GET /v3/async/task-result``, and the presigned-like image links a finished task names, served under
+``/objects/``; see ``tests.novita_tasks``).
 
 Used by unit, AppTest and browser tests and by benchmarks; ``python -m tests.novita_stub`` runs it by hand.
 """
@@ -9,7 +13,6 @@ import argparse
 import base64
 import binascii
 import collections
-import hashlib
 import io
 import json
 import socket
@@ -22,13 +25,36 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
+from tests.novita_tasks import (  # noqa: F401 - EDIT_PATH … render_edit are this module's names too
+    EDIT_PATH,
+    ENCODER_OPTIONS,
+    IMAGE_FORMS,
+    IMAGE_PREFIX,
+    IMAGE_TYPES,
+    KINDS,
+    MAX_EDGE,
+    MAX_IMAGE_BYTES,
+    OTHER_TYPE,
+    RESULT_PATH,
+    TASK_FAULTS,
+    BadRequest,
+    EditImage,
+    Task,
+    TaskBook,
+    TaskRoutes,
+    decode_image,
+    describe_edit_image,
+    prompt_colour,
+    render_edit,
+    truncated_image,
+    uses_latency,
+)
+
 PATH = "/v3/replace-background"
-IMAGE_TYPES = {"png": "PNG", "webp": "WEBP", "jpeg": "JPEG"}
-MAX_IMAGE_BYTES = 30 * 1024 * 1024
-MAX_EDGE = 4096
 MAX_BODY_BYTES = 48 * 1024 * 1024  # like a proxy's body cap: base64 of 30 MB plus room
 UPLOAD_CHUNK = 64 * 1024  # bytes read at a time on a modelled link
 
@@ -54,6 +80,7 @@ DOCUMENTED_ERRORS = {
         ("BILLING_FAILED", 500, "billing failed"),
         ("TASK_FAILED", 500, "task failed"),
         ("CREATE_TASK_FAILED", 500, "create task failed"),
+        ("MODEL_NOT_FOUND", 404, "model not found"),  # Novita's general error guide
         # the spellings of Novita's LLM APIs for the same faults
         ("NOT_ENOUGH_BALANCE", 403, "Insufficient balance"),
         ("FAILED_TO_AUTH", 401, "failed to authenticate API key"),
@@ -67,6 +94,7 @@ JSON_ERRORS = {
     "403-key": (403, "INVALID_API_KEY", "invalid api-key"),
     "403-balance": (403, "NOT_ENOUGH_BALANCE", "Insufficient balance"),
     "404": (404, "NOT_FOUND", "not found"),
+    "410": (410, "MODEL_DEPRECATED", "this model has been retired"),
     "413-json": (413, "REQUEST_ENTITY_TOO_LARGE", "request entity too large"),
     "429": (429, "TOO_MANY_REQUESTS", "rate limit exceeded"),
     "429-no-retry-after": (429, "TOO_MANY_REQUESTS", "rate limit exceeded"),
@@ -94,13 +122,14 @@ BAD_200 = {
 
 def _truncated_image(image_type: str) -> str:
     """Base64 of the first half of a real image: the right magic bytes, but it cannot be decoded."""
-    buf = io.BytesIO()
-    Image.effect_noise((64, 64), 50).convert("RGB").save(buf, IMAGE_TYPES[image_type])
-    return base64.b64encode(buf.getvalue()[: buf.tell() // 2]).decode()
+    return base64.b64encode(truncated_image(image_type)).decode()
 
 
-OTHER_TYPE = {"png": "webp", "webp": "png", "jpeg": "png"}
-FAULTS = frozenset({*JSON_ERRORS, *HTML_ERRORS, *BAD_200, "timeout", "reset", "other-type"})
+# Besides the faults above, the async API's (tests.novita_tasks): taken by a submit to EDIT_PATH, they plan
+# its task: "task-failed", "task-stuck", "link-expired", "link-expired-once", "foreign-url", "same-size",
+# "recoloured-subject", "moved-subject"; taken by an image GET: "redirect", "huge-image"; taken by a POST to
+# PATH: "retired". Taken by any other request, they leave its answer as it would be.
+FAULTS = frozenset({*JSON_ERRORS, *HTML_ERRORS, *BAD_200, "timeout", "reset", "other-type", *TASK_FAULTS})
 RETRY_AFTER_STATUSES = (429, 503)
 
 
@@ -114,10 +143,17 @@ class Fault:
     status: int | None = None  # JSON error faults: override the status code (e.g. 422)
     message: str | None = None  # JSON error faults: override Novita's message
     in_200: bool = False  # JSON error faults: send the error body with HTTP 200 and no image
+    # Scripted: wait in the queue for the first request of this kind (KINDS: "submit", "poll", "image",
+    # "other"); None: the next request takes it. With always(): apply to requests of this kind only.
+    at: str | None = None
+    # message also serves: "task-failed": the task's reason; "foreign-url", "redirect": the URL to name
 
     def __post_init__(self) -> None:
         if self.name not in FAULTS:
             msg = f"unknown fault {self.name!r}; known: {', '.join(sorted(FAULTS))}"
+            raise ValueError(msg)
+        if self.at is not None and self.at not in KINDS:
+            msg = f"unknown request kind {self.at!r}; known: {', '.join(KINDS)}"
             raise ValueError(msg)
 
 
@@ -171,9 +207,26 @@ class ReceivedRequest:
         except Exception:  # noqa: BLE001 - anything unreadable is "no image"
             return None
 
+    @cached_property
+    def edit(self) -> EditImage | None:
+        """Format, size, mode and form ("data" or "raw") of the image sent in an edit POST's ``image``."""
+        return describe_edit_image(self.json) if isinstance(self.json, dict) else None
 
-class BadRequest(Exception):
-    pass
+    @cached_property
+    def kind(self) -> str:
+        return request_kind(self.method, self.path)
+
+
+def request_kind(method: str, path: str) -> str:
+    """"submit", "poll", "image" or "other": what a request is, for faults that wait for one kind (Fault.at)."""
+    route = urlsplit(path).path
+    if method == "POST" and (route == EDIT_PATH or path == PATH):
+        return "submit"
+    if route == RESULT_PATH:
+        return "poll"
+    if route.startswith(IMAGE_PREFIX):
+        return "image"
+    return "other"
 
 
 def _parse(body: bytes) -> tuple[Image.Image, str, str]:
@@ -203,19 +256,7 @@ def _parse(body: bytes) -> tuple[Image.Image, str, str]:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("image_file is not valid base64") from None
-    if len(raw) > MAX_IMAGE_BYTES:
-        raise BadRequest("image_file exceeds 30 MB")
-    try:
-        img = Image.open(io.BytesIO(raw))
-    except Exception:  # noqa: BLE001
-        raise BadRequest("image_file is not a supported image") from None
-    if max(img.size) > MAX_EDGE:
-        raise BadRequest(f"image exceeds {MAX_EDGE} pixels per edge")
-    try:
-        img.load()
-    except Exception:  # noqa: BLE001
-        raise BadRequest("image_file could not be decoded") from None
-    return img, prompt, image_type
+    return decode_image(raw, "image_file"), prompt, image_type
 
 
 def render(img: Image.Image, prompt: str, image_type: str) -> bytes:
@@ -223,7 +264,7 @@ def render(img: Image.Image, prompt: str, image_type: str) -> bytes:
     alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
     mode = "RGBA" if alpha and image_type != "jpeg" else "RGB"
     src = img.convert(mode)
-    colour = tuple(hashlib.sha256(prompt.encode()).digest()[:3]) + ((255,) if mode == "RGBA" else ())
+    colour = prompt_colour(prompt) + ((255,) if mode == "RGBA" else ())
     out = Image.new(mode, src.size, colour)
     w, h = src.size
     b = max(1, min(w, h) // 8)
@@ -231,8 +272,7 @@ def render(img: Image.Image, prompt: str, image_type: str) -> bytes:
         box = (b, b, w - b, h - b)
         out.paste(src.crop(box), box)
     buf = io.BytesIO()
-    options = {"png": {"compress_level": 1}, "webp": {"quality": 80, "method": 0}, "jpeg": {"quality": 85}}
-    out.save(buf, IMAGE_TYPES[image_type], **options[image_type])
+    out.save(buf, IMAGE_TYPES[image_type], **ENCODER_OPTIONS[image_type])
     return buf.getvalue()
 
 
@@ -243,7 +283,7 @@ def _html(title: str) -> bytes:
     ).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(TaskRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # idle keep-alive connections close on their own
     answer_at: float | None = None  # time.monotonic() before which a normal answer is not sent
@@ -294,9 +334,10 @@ class _Handler(BaseHTTPRequestHandler):
         if too_big:
             self.close_connection = True
             return self._send(413, _html("413 Request Entity Too Large"), "text/html")
-        if fault is None:  # the answer is made first, then sent once `latency` has passed since the request
-            self.answer_at = received.received_at + stub.latency
-            return self._normal(body)
+        if fault is None or fault.name in TASK_FAULTS:
+            if uses_latency(self.path):  # made first, then sent once `latency` has passed since the request
+                self.answer_at = received.received_at + stub.latency
+            return self._normal(body, fault)
         name = fault.name
         if name in JSON_ERRORS:
             if fault.delay:  # a gateway that gives up after a long wait
@@ -312,12 +353,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(fault.status or status, _html(title), "text/html")
         requested = self._requested_type(body)
         if name in BAD_200:
+            if received.kind == "image":
+                return self._bad_object(name)
             return self._send(200, BAD_200[name](requested))
         if name == "timeout":
             stub._sleep(5.0 if fault.delay is None else fault.delay)
             return self._normal(body)
-        if name == "other-type":
-            return self._normal(body, OTHER_TYPE[requested])
+        if name == "other-type":  # the seed answers in another type; an edit task's image comes in one
+            return self._normal(body, fault, OTHER_TYPE[requested])
         if name == "reset":  # promise a long body, send a little, then RST (not a clean close)
             self._send(200, b'{"image_file": "' + b"A" * 65536 + b'", "image_type": "png"}', cut=1024)
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -328,16 +371,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
-    def _normal(self, body: bytes, answer_type: str | None = None):
+    def _normal(self, body: bytes, fault: Fault | None = None, answer_type: str | None = None):
+        """The answer without a fault; `fault`, when given, is one that plans a task, a link or the seed's call."""
+        route = urlsplit(self.path).path
+        if self.command == "POST" and route == EDIT_PATH:
+            return self._submit_edit(body, fault)
+        if self.command in ("GET", "HEAD") and route == RESULT_PATH:
+            return self._task_result()
+        if route.startswith(IMAGE_PREFIX):
+            return self._object(fault)
         if self.command != "POST" or self.path != PATH:
             return self._error(*JSON_ERRORS["API_NOT_FOUND"], metadata=False)
-        auth = self.headers.get("Authorization") or ""
-        scheme, _, key = auth.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return self._error(*JSON_ERRORS["MISSING_API_KEY"])
-        valid = self.server.stub.valid_keys
-        if valid is not None and key.strip() not in valid:
-            return self._error(*JSON_ERRORS["INVALID_API_KEY"], metadata=False)
+        if not self._authorised():
+            return None
+        if self.server.stub.seed_retired or getattr(fault, "name", None) == "retired":
+            self.answer_at = None  # a retired route answers at once
+            return self._error(404, "MODEL_NOT_FOUND", "model replace-background has been retired")
         try:
             img, prompt, image_type = _parse(body)
         except BadRequest as exc:
@@ -346,13 +395,34 @@ class _Handler(BaseHTTPRequestHandler):
         encoded = base64.b64encode(render(img, prompt, answer_type)).decode()
         return self._send(200, json.dumps({"image_file": encoded, "image_type": answer_type}).encode())
 
+    def _authorised(self) -> bool:
+        """Novita's key checks; False once the refusal is sent."""
+        auth = self.headers.get("Authorization") or ""
+        scheme, _, key = auth.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            self._error(*JSON_ERRORS["MISSING_API_KEY"])
+            return False
+        valid = self.server.stub.valid_keys
+        if valid is not None and key.strip() not in valid:
+            self._error(*JSON_ERRORS["INVALID_API_KEY"], metadata=False)
+            return False
+        return True
+
     @staticmethod
     def _requested_type(body: bytes) -> str:
+        """The image type a request asks for: the seed's extra.response_image_type, an edit's output_format."""
         try:
-            wanted = json.loads(body)["extra"]["response_image_type"]
-        except Exception:  # noqa: BLE001
+            data = json.loads(body)
+        except ValueError:
             return "png"
-        return wanted if wanted in IMAGE_TYPES else "png"
+        if not isinstance(data, dict):
+            return "png"
+        if "image" in data:
+            wanted = data.get("output_format", "jpeg")
+        else:
+            extra = data.get("extra")
+            wanted = extra.get("response_image_type") if isinstance(extra, dict) else None
+        return wanted if isinstance(wanted, str) and wanted in IMAGE_TYPES else "png"
 
     def _error(self, status, reason, message, headers=None, *, metadata=True, http_status=None):
         payload = {"code": status, "reason": reason, "message": message, "metadata": {}}
@@ -394,14 +464,22 @@ class NovitaStub:
     """Context manager: ThreadingHTTPServer on loopback (free port by default), served by a daemon thread."""
 
     def __init__(self, *, latency: float = 0.0, valid_keys: set[str] | None = None,
-                 host: str = "127.0.0.1", port: int = 0, upload_bits_per_second: float | None = None):
-        self.latency = latency  # seconds a normal answer takes, like the live service: rendering included
+                 host: str = "127.0.0.1", port: int = 0, upload_bits_per_second: float | None = None,
+                 seed_retired: bool = True, image_forms=IMAGE_FORMS, image_url_ttl: int = 3600):
+        # Seconds a normal answer of the seed's call takes, like the live service: rendering included. On the
+        # async API the POST answers at once and this is how long each task takes (QUEUED, PROCESSING, done).
+        self.latency = latency
         self.upload_bits_per_second = upload_bits_per_second  # a modelled link for request bodies; None: loopback
         self.valid_keys = None if valid_keys is None else set(valid_keys)
         self.requests: list[ReceivedRequest] = []
         self.reply_headers: dict[str, str] = {}  # sent on every reply until reset, e.g. a Set-Cookie
+        self._defaults = (seed_retired, frozenset(image_forms), image_url_ttl)
+        self.seed_retired = seed_retired  # the seed's PATH answers 404 MODEL_NOT_FOUND, as since 2026-07-22
+        self.image_forms = set(image_forms)  # encodings of an edit's `image` accepted: "data", "raw"
+        self.image_url_ttl = image_url_ttl  # seconds an issued image link works
         self._host, self._port = host, port
         self._lock = threading.Lock()
+        self._book = TaskBook(self._lock)
         self._queue: collections.deque[Fault] = collections.deque()
         self._always: Fault | None = None
         self._stopping = threading.Event()
@@ -431,11 +509,46 @@ class NovitaStub:
             self._always = None
             self.requests.clear()
             self.reply_headers = {}
+            self.seed_retired, forms, self.image_url_ttl = self._defaults
+            self.image_forms = set(forms)
+        self._book.clear()
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """The accepted edit tasks since reset, by task id: the stand-in's own dict, guarded by its lock."""
+        return self._book.tasks
+
+    def tasks_submitted(self) -> int:
+        """Edit POSTs accepted (answered with a task id) since reset."""
+        with self._lock:
+            return len(self._book.tasks)
+
+    def polls(self, task_id: str | None = None) -> int:
+        """Reads of task results since reset, of one task when `task_id` is given."""
+        with self._lock:
+            reads = [r for r in self.requests if r.kind == "poll"]
+        if task_id is None:
+            return len(reads)
+        return sum(parse_qs(urlsplit(r.path).query).get("task_id") == [task_id] for r in reads)
+
+    def image_fetches(self) -> list[ReceivedRequest]:
+        """Requests for image links (IMAGE_PREFIX) since reset, headers as received."""
+        with self._lock:
+            return [r for r in self.requests if r.kind == "image"]
 
     def _record(self, request: ReceivedRequest) -> Fault | None:
+        """Keep the request; return the fault it takes: the first queued one meant for any request or for its
+        kind, else the standing one if it applies to this kind."""
+        kind = request.kind
         with self._lock:
             self.requests.append(request)
-            return self._queue.popleft() if self._queue else self._always
+            for i, fault in enumerate(self._queue):
+                if fault.at is None or fault.at == kind:
+                    del self._queue[i]
+                    return fault
+            if self._always is not None and self._always.at in (None, kind):
+                return self._always
+            return None
 
     def _sleep(self, seconds: float) -> None:
         self._stopping.wait(seconds)  # wakes at once when the stub stops
@@ -485,16 +598,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.novita_stub", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds from a request to its normal answer, the stand-in's own work included")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds from a request of the seed's call to its normal answer, the stand-in's own "
+                             "work included; on the async edit API, how long each task takes (the POST answers "
+                             "at once)")
     parser.add_argument("--fault", choices=sorted(FAULTS), help="answer every request with this fault")
+    parser.add_argument("--at", choices=KINDS, help="apply --fault only to requests of this kind")
+    parser.add_argument("--seed-served", dest="seed_retired", action="store_false",
+                        help="serve the seed's /v3/replace-background as a gateway still would (by default it "
+                             "answers as Novita has since 2026-07-22: 404 MODEL_NOT_FOUND)")
+    parser.add_argument("--image-url-ttl", type=int, default=3600, help="seconds an issued image link works")
     parser.add_argument("--retry-after", help="Retry-After for --fault 429")
     parser.add_argument("--delay", type=float, help="hang time for --fault timeout")
     parser.add_argument("--in-200", action="store_true", help="send a JSON --fault's error body with HTTP 200")
     parser.add_argument("--valid-key", action="append", help="accept only these keys (repeatable)")
     args = parser.parse_args(argv)
-    stub = NovitaStub(latency=args.latency, valid_keys=args.valid_key, host=args.host, port=args.port)
+    stub = NovitaStub(latency=args.latency, valid_keys=args.valid_key, host=args.host, port=args.port,
+                      seed_retired=args.seed_retired, image_url_ttl=args.image_url_ttl)
     if args.fault:
-        stub.always(Fault(args.fault, retry_after=args.retry_after, delay=args.delay, in_200=args.in_200))
+        stub.always(Fault(args.fault, retry_after=args.retry_after, delay=args.delay, in_200=args.in_200,
+                          at=args.at))
     with stub:
         print(f"Novita stand-in on {stub.base_url} (use it as NOVITA_BASE_URL); Ctrl-C stops it", flush=True)
         try:

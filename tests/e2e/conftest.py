@@ -175,7 +175,16 @@ def app_novita(request, stub_server) -> AppServer:
     after an owner-side refusal: tests that script one must not hold back the rest of the suite (the pause
     has its own server in test_errors.py)."""
     return _serve(request, "novita", {"NOVITA_API_KEY": E2E_KEY, "NOVITA_BASE_URL": stub_server.base_url,
-                                      "NOVITA_TIMEOUT": "3", "NOVITA_OWNER_PAUSE_SECONDS": "0"})
+                                      "NOVITA_TIMEOUT": "3", "NOVITA_OWNER_PAUSE_SECONDS": "0",
+                                      "NOVITA_MODEL": "replace-background"})
+
+
+@pytest.fixture(scope="session")
+def app_edit(request, edit_server) -> AppServer:
+    """The app with the owner key and its default settings (Qwen-Image Edit), against the stand-in as Novita
+    is today: the seed's call retired, the task API live."""
+    return _serve(request, "edit", {"NOVITA_API_KEY": E2E_KEY, "NOVITA_BASE_URL": edit_server.base_url,
+                                    "NOVITA_OWNER_PAUSE_SECONDS": "0"})
 
 
 @pytest.fixture(scope="session")
@@ -190,7 +199,8 @@ def app_alone(request, stub_server) -> AppServer:
     """The app as `app_novita` sets it up, in a process of its own for one test module: the memory and CPU
     that process uses are that module's doing alone."""
     return _serve(request, f"alone-{request.module.__name__.rsplit('.', 1)[-1]}",
-                  {"NOVITA_API_KEY": E2E_KEY, "NOVITA_BASE_URL": stub_server.base_url, "NOVITA_TIMEOUT": "3"})
+                  {"NOVITA_API_KEY": E2E_KEY, "NOVITA_BASE_URL": stub_server.base_url, "NOVITA_TIMEOUT": "3",
+                   "NOVITA_MODEL": "replace-background"})
 
 
 @pytest.fixture(scope="session")

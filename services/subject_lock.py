@@ -1,0 +1,78 @@
+"""Keep the photo's own subject in an instruction editor's new scene.
+
+An instruction editor (Novita's Qwen-Image Edit) answers at about one megapixel, not at the photo's size, and
+redraws the whole frame, so a face, a label's text or a product's colour can come back changed. `fit_to`
+brings its image to the photo's size; `lay_subject_back` then lays the photo's own subject, at full
+resolution with the offline engine's soft, decontaminated edge, over the new scene, but only where the
+editor kept the subject in place: the subject's shape in the scene must agree with its shape in the photo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from services import offline
+
+__all__ = ["LOCK_MIN_IOU", "Locked", "fit_to", "lay_subject_back"]
+
+LOCK_MIN_IOU = 0.85  # kept subjects measure 0.90-0.99, moved or resized ones 0.24-0.45 (python -m bench.lock_sheet)
+WHOLE_FRAME = 0.99  # a "subject" this much of the frame is the photo kept whole: laying it back undoes the edit
+
+
+@dataclass(frozen=True)
+class Locked:
+    image: Image.Image  # RGB, the photo's size
+    locked: bool  # True when the photo's subject was laid back
+    agreement: float  # IoU of the two subject shapes (0..1)
+
+
+def fit_to(scene: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The model's image at the photo's exact size (the model keeps the frame, at its own resolution, so a
+    plain resize lines it up with the photo; Lanczos). Returns a new RGB image; a scene already that size
+    is converted, not resampled."""
+    if len(size) != 2 or not all(isinstance(side, int) and side > 0 for side in size):
+        msg = f"A size is two whole numbers of pixels above zero, not {size!r}."
+        raise ValueError(msg)
+    rgb = scene.convert("RGB")  # always a new image, so the caller's is never touched
+    if rgb.size == tuple(size):
+        return rgb
+    return rgb.resize(tuple(size), Image.Resampling.LANCZOS)
+
+
+def lay_subject_back(photo: Image.Image, scene: Image.Image) -> Locked:
+    """The model's new scene (already fitted to the photo's size) with the photo's own subject laid over it, at
+    full resolution with a soft edge, when the model kept the subject where it was (judged by shape: the subject
+    mask of the scene against the photo's, not by colour, so an edit that only recoloured the subject in place is
+    still locked). Otherwise the scene as it is, locked=False."""
+    if scene.size != photo.size:
+        msg = f"The scene is {scene.size[0]}×{scene.size[1]} and the photo {photo.size[0]}×{photo.size[1]}: fit it first."
+        raise ValueError(msg)
+    scene_rgb = scene.convert("RGB")
+    subject, alpha = offline.subject_layers(photo)  # the photo's own alpha when it has one, else the model's
+    small = _working_copy(scene_rgb)
+    scene_shape = np.asarray(offline.cut_out(small)) >= 128  # one model run, at the working size
+    photo_shape = np.asarray(Image.fromarray(alpha, "L").resize(small.size, Image.Resampling.BOX)) >= 128
+    agreement = _iou(photo_shape, scene_shape)
+    if agreement < LOCK_MIN_IOU or photo_shape.mean() >= WHOLE_FRAME:
+        return Locked(scene_rgb, False, agreement)
+    weight = alpha.astype(np.float32) / 255.0
+    out = cv2.blendLinear(subject, np.asarray(scene_rgb), weight, 1.0 - weight)
+    return Locked(Image.fromarray(out, "RGB"), True, agreement)
+
+
+def _working_copy(image: Image.Image) -> Image.Image:
+    """The image reduced so its long edge is the offline engine's working edge (never enlarged)."""
+    w, h = image.size
+    scale = offline.WORK_EDGE / max(w, h)
+    if scale >= 1:
+        return image
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 1.0
