@@ -33,7 +33,8 @@ def engine_note(name: str) -> None:
         st.warning("Novita is selected but no API key is set. Paste your key in the sidebar, "
                    "or choose Automatic to use the offline studio.", icon=":material/key_off:")
     elif chosen == engines.NOVITA:
-        inputs.lock_box(actions.LOCK_KEYS[name])
+        if engines.redraws(engines.NOVITA):  # an editor that redraws the subject: it may be laid back
+            inputs.lock_box(actions.LOCK_KEYS[name])
         st.caption(f"Engine: Novita, about ${config.price_per_image():.4f} an image (an estimate: the owner sets it).")
     else:
         st.caption(f"Engine: offline studio. {offline.DESCRIPTION}")

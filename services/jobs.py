@@ -68,7 +68,7 @@ def make_item(prepared: PreparedImage, before_preview: bytes, prompt: str, image
     result = send(prepared, prompt, image_type, engine=engine, api_key=api_key, cost=cost, ledger=ledger,
                   account=account, owner_key=owner_key, cancel=cancel, progress=progress)
     return finish(prepared, before_preview, prompt, image_type, result, engine=engine, source_name=source_name,
-                  cost=cost, started=started, progress=progress, lock=lock)
+                  cost=cost, started=started, progress=progress, lock=lock and engines.redraws(engine))
 
 
 Accepted = Callable[[engines.Handle], None]
@@ -167,10 +167,10 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
            result: engines.ReplaceResult, *, engine: str, source_name: str, cost: float = 0.0,
            started: float | None = None, progress: Progress | None = None, lock: bool = False,
            item_id: str | None = None) -> HistoryItem:
-    """The second half of `make_item`: the result fitted to the photo (and, for Novita with `lock`, the
-    photo's own subject laid back), its previews, and the history item that holds it all."""
+    """The second half of `make_item`: the result fitted to the photo (and, with `lock`, the photo's own
+    subject laid back: the caller asks it only of an engine that redraws), its previews, and the history
+    item that holds it all."""
     report = progress or _silent
-    lock = lock and engine == engines.NOVITA
     decoded, real = result.decoded, _size_of(result.image)
     if decoded is None or (decoded.size != real and (lock or real != prepared.size)):
         decoded = images.open_image(result.image)  # the checked decode may be preview-sized: these need it whole

@@ -112,7 +112,8 @@ def _keep(store: Store, receipt: Receipt, result: engines.ReplaceResult) -> None
         prepared = dataclasses.replace(images.prepare(receipt.photo, receipt.source_name), notices=receipt.notices)
         item = jobs.finish(prepared, prepared.preview, receipt.prompt, receipt.image_type, result,
                            engine=engines.REGISTRY[receipt.engine].family, source_name=receipt.source_name,
-                           cost=receipt.cost, lock=receipt.lock, item_id=item_id(receipt.task_id))
+                           cost=receipt.cost, lock=receipt.lock and engines.REGISTRY[receipt.engine].redraws,
+                           item_id=item_id(receipt.task_id))
         store.put(receipt.owner, item)
     except (images.ImageError, OSError) as exc:
         log.warning("recovery: a collected result could not be kept (%s)", exc)

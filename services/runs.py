@@ -253,7 +253,8 @@ class Run:
         task_id = task.handle.task_id if task.handle is not None else None
         item = jobs.finish(task.prepared, task.prepared.preview, task.prompt, self.image_type, task.reply,
                            engine=self.engine, source_name=task.source_name, cost=spending.price,
-                           started=task.started, progress=task._progress, lock=self.lock,
+                           started=task.started, progress=task._progress,
+                           lock=self.lock and task.handle is not None and engines.REGISTRY[task.handle.engine].redraws,
                            item_id=recovery.item_id(task_id) if task_id else None)
         if self.keep is not None and task.attempt == attempt:
             self.keep(item)  # kept before the page hears of it: a tab closed meanwhile loses nothing

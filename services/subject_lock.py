@@ -10,6 +10,7 @@ editor kept the subject in place: the subject's shape in the scene must agree wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 
 import cv2
 import numpy as np
@@ -34,13 +35,12 @@ def fit_to(scene: Image.Image, size: tuple[int, int]) -> Image.Image:
     """The model's image at the photo's exact size (the model keeps the frame, at its own resolution, so a
     plain resize lines it up with the photo; Lanczos). Returns a new RGB image; a scene already that size
     is converted, not resampled."""
-    if len(size) != 2 or not all(isinstance(side, int) and side > 0 for side in size):
+    if len(size) != 2 or not all(isinstance(side, Integral) and side > 0 for side in size):
         msg = f"A size is two whole numbers of pixels above zero, not {size!r}."
         raise ValueError(msg)
     rgb = scene.convert("RGB")  # always a new image, so the caller's is never touched
-    if rgb.size == tuple(size):
-        return rgb
-    return rgb.resize(tuple(size), Image.Resampling.LANCZOS)
+    size = (int(size[0]), int(size[1]))
+    return rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
 
 
 def lay_subject_back(photo: Image.Image, scene: Image.Image) -> Locked:
@@ -49,7 +49,8 @@ def lay_subject_back(photo: Image.Image, scene: Image.Image) -> Locked:
     mask of the scene against the photo's, not by colour, so an edit that only recoloured the subject in place is
     still locked). Otherwise the scene as it is, locked=False."""
     if scene.size != photo.size:
-        msg = f"The scene is {scene.size[0]}×{scene.size[1]} and the photo {photo.size[0]}×{photo.size[1]}: fit it first."
+        msg = (f"The scene is {scene.size[0]}×{scene.size[1]} and the photo {photo.size[0]}×{photo.size[1]}: "
+               "fit the scene to the photo first.")
         raise ValueError(msg)
     scene_rgb = scene.convert("RGB")
     subject, alpha = offline.subject_layers(photo)  # the photo's own alpha when it has one, else the model's

@@ -523,6 +523,11 @@ class NovitaStub:
         with self._lock:
             return len(self._book.tasks)
 
+    def posts(self) -> list[ReceivedRequest]:
+        """The paid calls received since reset: every POST to the edit API or the seed's path, answered or not."""
+        with self._lock:
+            return [r for r in self.requests if r.kind == "submit"]
+
     def polls(self, task_id: str | None = None) -> int:
         """Reads of task results since reset, of one task when `task_id` is given."""
         with self._lock:

@@ -136,7 +136,7 @@ def test_stub_checks_the_key(stub):
     missing, blank = post(stub, key=None), post(stub, key=" ")
     assert missing.status_code == blank.status_code == basic.status_code == 400
     assert missing.json() == {"code": 400, "reason": "MISSING_API_KEY", "message": "missing api key", "metadata": {}}
-    with NovitaStub(valid_keys={KEY}) as strict:
+    with NovitaStub(valid_keys={KEY}, seed_retired=False) as strict:
         wrong, right = post(strict, key="sk_wrong"), post(strict)
     assert wrong.status_code == 403
     assert wrong.json() == {"code": 403, "reason": "INVALID_API_KEY", "message": "invalid api key"}
@@ -149,7 +149,7 @@ def test_stub_on_a_modelled_link_takes_a_body_no_faster_than_its_rate():
     body = payload()
     raw = requests.models.complexjson.dumps(body).encode()
     rate = len(raw) * 8 / 0.6  # this body in 0.6 s
-    with NovitaStub(upload_bits_per_second=rate) as slow:
+    with NovitaStub(upload_bits_per_second=rate, seed_retired=False) as slow:
         started = time.monotonic()
         answer = post(slow, body)
         took = time.monotonic() - started
@@ -621,7 +621,7 @@ def test_bad_timeout_is_a_configuration_error(novita, stub, monkeypatch, timeout
     ("bind", "url_host"), [("127.0.0.1", "localhost"), ("127.0.0.2", "127.0.0.2"), ("::1", "[::1]")]
 )
 def test_plain_http_to_loopback_is_allowed(novita, stub, bind, url_host):
-    with NovitaStub(host=bind) as local:
+    with NovitaStub(host=bind, seed_retired=False) as local:
         port = local.base_url.rsplit(":", 1)[1]
         result = call(novita, local, base_url=f"http://{url_host}:{port}")
     assert sniff(result.image).format == "PNG" and len(local.requests) == 1

@@ -529,4 +529,4 @@ def test_the_new_faults_are_known_by_name_and_offered_by_the_command_line(capsys
         main(["--help"])
     assert done.value.code == 0
     usage = " ".join(capsys.readouterr().out.split())
-    assert all(name in usage for name in new) and "--seed-retired" in usage and "how long each task takes" in usage
+    assert all(name in usage for name in new) and "--seed-served" in usage and "how long each task takes" in usage

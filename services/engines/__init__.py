@@ -15,7 +15,7 @@ from services.engines.base import CUTOUT, NOVITA, OFFLINE, Engine, Handle, Job
 from services.novita import ReplaceResult
 
 __all__ = ["AUTO", "CUTOUT", "CUTOUT_PROMPT", "LABELS", "NOVITA", "OFFLINE", "REGISTRY", "Engine", "Handle", "Job",
-           "ReplaceResult", "choose", "engine_for"]
+           "ReplaceResult", "choose", "engine_for", "redraws"]
 
 REGISTRY: dict[str, Engine] = {engine.name: engine for engine in (
     qwen_edit.ENGINE,
@@ -33,6 +33,14 @@ def choose(preference: str, has_key: bool) -> str:
     if preference in (NOVITA, OFFLINE):
         return preference
     return NOVITA if has_key else OFFLINE
+
+
+def redraws(family: str) -> bool:
+    """Whether the engine a run of `family` uses redraws the subject too: only then may it be laid back."""
+    try:
+        return engine_for(family).redraws
+    except config.ConfigError:
+        return False
 
 
 def engine_for(family: str) -> Engine:

@@ -46,11 +46,13 @@ Progress = Callable[[TaskState], None]
 
 class Engine(Protocol):
     """`name` is its registry key; `family` what history and the pages call it (Novita, offline, cut-out);
-    `remote` says the photo leaves the server on a paid key, so the key's line and the budget apply."""
+    `remote` says the photo leaves the server on a paid key, so the key's line and the budget apply;
+    `redraws` that it paints the whole picture anew, subject included (so the subject may be laid back)."""
 
     name: str
     family: str
     remote: bool
+    redraws: bool
 
     def submit(self, job: Job) -> Handle: ...
 

@@ -7,7 +7,7 @@ from services.engines.base import CUTOUT, Handle, Job, Progress, timed
 
 
 class Cutout:
-    name, family, remote = CUTOUT, CUTOUT, False
+    name, family, remote, redraws = CUTOUT, CUTOUT, False, False
 
     def submit(self, job: Job) -> Handle:
         return timed(self.name, lambda: offline.transparent(job.data, job.image_type), job.image_type)

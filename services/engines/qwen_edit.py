@@ -7,7 +7,7 @@ from services.engines.base import NOVITA, Handle, Job, Progress
 
 
 class QwenEdit:
-    name, family, remote = novita.EDIT_MODEL, NOVITA, True
+    name, family, remote, redraws = novita.EDIT_MODEL, NOVITA, True, True
 
     def submit(self, job: Job) -> Handle:
         submitted = novita.submit_edit(job.data, job.prompt, job.image_type, api_key=job.api_key)

@@ -8,7 +8,7 @@ from services.engines.base import NOVITA, Handle, Job, Progress
 
 
 class SeedReplace:
-    name, family, remote = novita.SEED_MODEL, NOVITA, True
+    name, family, remote, redraws = novita.SEED_MODEL, NOVITA, True, False
 
     def submit(self, job: Job) -> Handle:
         result = novita.replace_background(job.data, job.prompt, job.image_type, api_key=job.api_key)

@@ -7,7 +7,7 @@ from services.engines.base import OFFLINE, Handle, Job, Progress, timed
 
 
 class Studio:
-    name, family, remote = OFFLINE, OFFLINE, False
+    name, family, remote, redraws = OFFLINE, OFFLINE, False, False
 
     def submit(self, job: Job) -> Handle:
         return timed(self.name, lambda: offline.replace_background(job.data, job.prompt, job.image_type),
