@@ -4,11 +4,12 @@ history, the key and engine chosen, the session's spending account, and one smal
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from services import config, images, samples
+from services import config, images, novita, samples
 from services.budget import Account
 from services.history import History
 from services.images import PreparedImage
@@ -133,11 +134,29 @@ def own_key() -> bool:
 def keep_key(typed: str) -> None:
     """Use a pasted key for this session only."""
     st.session_state["user_api_key"] = typed
+    st.session_state.pop("own_balance", None)
+
+
+BALANCE_SECONDS = 300.0  # how long a read of the pasted key's balance is shown before it is read again
+
+
+def own_balance() -> float | None:
+    """The available balance of the account whose key the person pasted, in dollars, read at most every
+    BALANCE_SECONDS and kept in this session only (it is that person's, never a shared cache's)."""
+    key = st.session_state["user_api_key"]
+    if not key:
+        return None
+    read = st.session_state.get("own_balance")
+    if read is None or time.monotonic() - read[0] > BALANCE_SECONDS:
+        read = (time.monotonic(), novita.available_balance(api_key=key))
+        st.session_state["own_balance"] = read
+    return read[1]
 
 
 def forget_key() -> None:
     """Go back to the owner's key (or none)."""
     st.session_state["user_api_key"] = ""
+    st.session_state.pop("own_balance", None)
 
 
 def preference() -> str:

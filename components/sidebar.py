@@ -63,6 +63,8 @@ def sidebar() -> None:
         if session.own_key():
             st.success("Using your own Novita key for this session. It is not stored anywhere else.",
                        icon=":material/key:")
+            if (balance := session.own_balance()) is not None:
+                st.caption(f"Your Novita account's available balance: ${balance:,.2f}")
             st.button("Forget my key", on_click=session.forget_key, key="forget_key")
         else:
             if (pause := actions.owner_pause()) is not None:

@@ -607,6 +607,26 @@ def _collect(task_id: str, state: TaskState, api_key: str | None, base_url: str 
     return ReplaceResult(data, actual, seconds, task_id, actual != image_type, decoded)
 
 
+BALANCE_PATH = "/openapi/v1/billing/balance/detail"
+
+
+def available_balance(*, api_key: str | None = None, base_url: str | None = None) -> float | None:
+    """The account's available balance in dollars (`GET /openapi/v1/billing/balance/detail`, whose figures are
+    strings in 1/10,000 USD), or None when it cannot be read: it is a nicety, never a reason to fail."""
+    try:
+        key, root, _ = _settings("png", "", api_key, base_url, None)
+        response = _session().get(root + BALANCE_PATH, headers={"Authorization": f"Bearer {key}",
+                                                                "Accept": "application/json"},
+                                  timeout=(config.CONNECT_TIMEOUT, POLL_READ_TIMEOUT))
+        if response.status_code != 200:
+            log.info("balance: HTTP %s", response.status_code)
+            return None
+        return int(str(response.json()["availableBalance"])) / 10_000
+    except (NovitaError, requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        log.info("balance: not read (%s)", type(exc).__name__)
+        return None
+
+
 def _settings(image_type: str, prompt: str, api_key: str | None, base_url: str | None,
               timeout: float | None) -> tuple[str, str, float]:
     """(key, base URL, read timeout) for a call, or the typed error that says what is wrong. The prompt's

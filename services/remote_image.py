@@ -103,6 +103,18 @@ def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.I
     return found
 
 
+def _check_peer(response: requests.Response, url: str) -> None:
+    """The address the connection actually reached must be public too: a name that resolved to a public
+    address when checked and to a private one when connecting (DNS rebinding) is refused before its body is
+    read."""
+    try:
+        peer = response.raw._connection.sock.getpeername()[0]  # urllib3 keeps the socket of a streamed reply
+    except (AttributeError, OSError, IndexError, TypeError):
+        return  # no socket to ask (a reused pooled connection already checked, or a test double)
+    if not ipaddress.ip_address(peer.split("%", 1)[0]).is_global:
+        raise RefusedURL(f"host {origin_of(url).host} connected to a non-public address")
+
+
 @lru_cache(maxsize=1)
 def _session() -> requests.Session:
     """One pooled session for image links, apart from the API's: it never carries the API key."""
@@ -125,6 +137,8 @@ def fetch(url: str, trusted: str, *, max_bytes: int = MAX_BYTES) -> bytes:
     except requests.RequestException as exc:
         raise FetchFailed(f"image link: connection failed ({type(exc).__name__})") from None
     with response:
+        if origin_of(url) != origin_of(trusted):
+            _check_peer(response, url)
         if response.is_redirect or 300 <= response.status_code < 400:
             raise RefusedURL(f"a redirect (HTTP {response.status_code})")
         if response.status_code != 200:

@@ -55,6 +55,7 @@ from tests.novita_tasks import (  # noqa: F401 - EDIT_PATH … render_edit are t
 )
 
 PATH = "/v3/replace-background"
+BALANCE_PATH = "/openapi/v1/billing/balance/detail"
 MAX_BODY_BYTES = 48 * 1024 * 1024  # like a proxy's body cap: base64 of 30 MB plus room
 UPLOAD_CHUNK = 64 * 1024  # bytes read at a time on a modelled link
 
@@ -380,6 +381,12 @@ class _Handler(TaskRoutes, BaseHTTPRequestHandler):
             return self._task_result()
         if route.startswith(IMAGE_PREFIX):
             return self._object(fault)
+        if self.command == "GET" and route == BALANCE_PATH:
+            if self._authorised():  # units of 1/10,000 USD, as strings, as Novita sends them
+                balance = str(self.server.stub.balance)
+                self._send(200, json.dumps({"availableBalance": balance, "cashBalance": balance, "creditLimit": "0",
+                                            "pendingCharges": "0", "outstandingInvoices": "0"}).encode())
+            return None
         if self.command != "POST" or self.path != PATH:
             return self._error(*JSON_ERRORS["API_NOT_FOUND"], metadata=False)
         if not self._authorised():
@@ -474,6 +481,7 @@ class NovitaStub:
         self.requests: list[ReceivedRequest] = []
         self.reply_headers: dict[str, str] = {}  # sent on every reply until reset, e.g. a Set-Cookie
         self._defaults = (seed_retired, frozenset(image_forms), image_url_ttl)
+        self.balance = 1_000_000  # the account's available balance in 1/10,000 USD: $100.00
         self.seed_retired = seed_retired  # the seed's PATH answers 404 MODEL_NOT_FOUND, as since 2026-07-22
         self.image_forms = set(image_forms)  # encodings of an edit's `image` accepted: "data", "raw"
         self.image_url_ttl = image_url_ttl  # seconds an issued image link works
@@ -510,6 +518,7 @@ class NovitaStub:
             self.requests.clear()
             self.reply_headers = {}
             self.seed_retired, forms, self.image_url_ttl = self._defaults
+            self.balance = 1_000_000
             self.image_forms = set(forms)
         self._book.clear()
 

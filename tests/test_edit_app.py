@@ -171,3 +171,15 @@ def test_the_retired_call_is_told_as_retired_and_automatic_falls_back(edit_env, 
     assert not at.error
     assert only_item(at).engine == "offline"
     assert [r.path for r in edit_env.requests] == [PATH]
+
+
+def test_a_pasted_key_shows_that_accounts_balance_and_never_the_key(at, edit_env):
+    own = "sk_person_own_key_1234567890"
+    edit_env.balance = 123_4500  # $123.45 in Novita's 1/10,000 USD
+    at.sidebar.text_input(key="key_field").input(own).run()
+    shown = " ".join(str(c.value) for c in at.sidebar.caption)
+    assert "$123.45" in shown and own not in shown
+    reads = [r for r in edit_env.requests if r.path == "/openapi/v1/billing/balance/detail"]
+    assert len(reads) == 1 and reads[0].headers["Authorization"] == f"Bearer {own}"
+    at.run()
+    assert len([r for r in edit_env.requests if r.path.startswith("/openapi/")]) == 1  # read once, then kept

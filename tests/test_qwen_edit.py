@@ -233,3 +233,21 @@ def test_https_to_a_public_address_and_novitas_own_origin_are_allowed():
     remote_image.check_url("http://127.0.0.1:8765/objects/x.png", "http://127.0.0.1:8765")
     with pytest.raises(remote_image.RefusedURL):  # the same host on another port is not the same origin
         remote_image.check_url("http://127.0.0.1:9999/objects/x.png", "http://127.0.0.1:8765")
+
+
+def test_a_name_that_connected_to_a_private_address_is_refused_before_its_body_is_read():
+    """DNS rebinding: checked public, connected private. The peer of the real socket decides."""
+    class Sock:
+        def __init__(self, address):
+            self.address = address
+
+        def getpeername(self):
+            return (self.address, 443)
+
+    class Reply:
+        def __init__(self, address):
+            self.raw = type("Raw", (), {"_connection": type("Conn", (), {"sock": Sock(address)})()})()
+
+    with pytest.raises(remote_image.RefusedURL):
+        remote_image._check_peer(Reply("10.1.2.3"), "https://store.example/x.png")
+    remote_image._check_peer(Reply("8.8.8.8"), "https://store.example/x.png")
