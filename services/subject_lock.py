@@ -20,12 +20,14 @@ from services import offline
 
 __all__ = ["LOCK_MIN_IOU", "Locked", "fit_to", "lay_subject_back"]
 
-LOCK_MIN_IOU = 0.85  # kept subjects measure 0.90-0.99, moved or resized ones 0.24-0.45 (python -m bench.lock_sheet)
+LOCK_MIN_IOU = 0.85  # measured: moved or shrunk subjects <= 0.44, kept ones 0.96 median; a 1-3 % shift falls below
 WHOLE_FRAME = 0.99  # a "subject" this much of the frame is the photo kept whole: laying it back undoes the edit
 
 
 @dataclass(frozen=True)
 class Locked:
+    """What `lay_subject_back` made: the scene with the photo's subject laid back, or the scene as it was."""
+
     image: Image.Image  # RGB, the photo's size
     locked: bool  # True when the photo's subject was laid back
     agreement: float  # IoU of the two subject shapes (0..1)
