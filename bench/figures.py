@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -197,6 +197,232 @@ def sdk_vs_ours(base_url: str, repeats: int, link_mbit: float | None = None) -> 
     return Line(name, sdk_cpu / ours_cpu,
                 detail=f"CPU {sdk_cpu:.2f} s vs ours {ours_cpu:.2f} s; wall {sdk_s:.2f} vs {ours_s:.2f} s, ratio "
                        f"{sdk_s / ours_s:.2f}; {bodies}")
+
+
+# 2b. Qwen-Image Edit's async task path ----------------------------------------------------------------
+
+EDIT_LATENCY = 0.5  # each task's length on the stand-in for the CPU comparison: collected at the first poll
+
+
+@dataclass
+class _EditClient:
+    """One side of the comparison, in the two halves of a task: `submit()` -> a token; `collect(token)`."""
+
+    submit: Callable[[], object]
+    collect: Callable[[object], object]
+    tasks: list[str]  # the id of every task it submitted
+
+    def one_task(self) -> None:
+        """A task end to end, as a run does it: submit, then collect (which waits for the first poll)."""
+        self.collect(self.submit())
+
+
+def _edit_client(base_url: str, data: bytes) -> _EditClient:
+    """Our client, as the engine drives it: submit_edit, then wait_for_edit from the moment it returned (polls
+    through the process's pacer, the image link fetched and decoded whole)."""
+    tasks: list[str] = []
+
+    def submit() -> tuple[str, float]:
+        submitted = novita.submit_edit(data, PROMPT, IMAGE_TYPE, api_key=BENCH_KEY, base_url=base_url)
+        tasks.append(submitted.task_id)
+        return submitted.task_id, time.monotonic()
+
+    def collect(token) -> novita.ReplaceResult:
+        task_id, submitted_at = token
+        return novita.wait_for_edit(task_id, IMAGE_TYPE, api_key=BENCH_KEY, base_url=base_url,
+                                    submitted_at=submitted_at, progress=jobs.novita_stage)
+
+    return _EditClient(submit, collect, tasks)
+
+
+def _least_edit_client(base_url: str, data: bytes) -> _EditClient:
+    """The least client of the async path: the body ours sends, joined as bytes; one POST; the task read on
+    our client's schedule (so as many times); one GET of the image link, its body read in one go; one full
+    decode with Pillow. Nothing else: one kept connection, no look-ups of proxy settings, no checks of the
+    replies, the link or the image, no typed errors."""
+    session = requests.Session()
+    session.trust_env = False  # else every request reads the proxy settings of the environment afresh
+    auth = {"Authorization": f"Bearer {BENCH_KEY}"}
+    headers = {**auth, "Content-Type": "application/json"}
+    rest = json.dumps({"prompt": novita.edit_instruction(PROMPT), "seed": -1, "output_format": IMAGE_TYPE})
+    head, tail = b'{"image": "data:image/jpeg;base64,', b'", ' + rest[1:].encode()
+    tasks: list[str] = []
+
+    def submit() -> tuple[str, float]:
+        body = b"".join((head, base64.b64encode(data), tail))
+        reply = session.post(base_url + novita.EDIT_PATH, data=body, headers=headers, timeout=(5, 120))
+        tasks.append(reply.json()["task_id"])
+        return tasks[-1], time.monotonic()
+
+    def collect(token) -> None:
+        task_id, submitted_at = token
+        time.sleep(max(0.0, submitted_at + novita.FIRST_POLL - time.monotonic()))
+        while True:
+            reply = session.get(base_url + novita.RESULT_PATH, params={"task_id": task_id}, headers=auth,
+                                timeout=(5, 30)).json()
+            if reply["task"]["status"] in ("TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"):
+                break
+            time.sleep(novita.POLL_EVERY)
+        with session.get(reply["images"][0]["image_url"], timeout=(5, 60), stream=True) as response:
+            image = b"".join(response.iter_content(None))  # .content would read it 10 KB at a time
+        with Image.open(io.BytesIO(image)) as decoded:
+            decoded.load()
+
+    return _EditClient(submit, collect, tasks)
+
+
+@contextlib.contextmanager
+def _threads_started_here() -> Iterator[list[str]]:
+    """The names of threads the calling thread starts meanwhile (through threading, as requests, urllib3 or
+    Pillow would; none of them does for this work). The stand-in's per-request threads are started by its own
+    serving thread and are not counted."""
+    caller, started = threading.current_thread(), []
+    original = threading.Thread.start
+
+    def start(thread, *args, **kwargs):
+        if threading.current_thread() is caller:
+            started.append(thread.name)
+        return original(thread, *args, **kwargs)
+
+    threading.Thread.start = start
+    try:
+        yield started
+    finally:
+        threading.Thread.start = original
+
+
+def _task_cpu(sides: tuple[_EditClient, ...], rounds: int,
+              per_round: int) -> list[tuple[list[float], list[float]]]:
+    """Per side, the CPU seconds of each task, of the calling thread and of the process: in each round each side
+    submits `per_round` tasks in turn, then, once all have ended at the stand-in and are due for their first
+    poll, collects them in turn. The same calls and the same wire work as a task end to end, without the idle
+    second before the first poll between two samples."""
+    spent = [([], []) for _ in sides]
+    for _ in range(rounds):
+        pending = []
+        for _ in range(per_round):
+            for index, side in enumerate(sides):
+                thread, process = time.thread_time(), time.process_time()
+                token = side.submit()
+                pending.append((index, token, time.thread_time() - thread, time.process_time() - process))
+        time.sleep(max(EDIT_LATENCY, novita.FIRST_POLL))  # every task ended, every first poll due
+        for index, token, thread_spent, process_spent in pending:
+            thread, process = time.thread_time(), time.process_time()
+            sides[index].collect(token)
+            spent[index][0].append(thread_spent + time.thread_time() - thread)
+            spent[index][1].append(process_spent + time.process_time() - process)
+    return spent
+
+
+def edit_client_vs_least(size: tuple[int, int], rounds: int, per_round: int) -> Line:
+    """Our async client's CPU for one task ÷ the least client's doing the same wire work, in CPU of the
+    calling thread, against a stand-in whose tasks take EDIT_LATENCY s: medians of rounds * per_round tasks."""
+    from tests.novita_stub import NovitaStub
+
+    prepared = images.prepare(photo(size, seed=1), "IMG_0001.jpg")
+    with NovitaStub(latency=EDIT_LATENCY) as stub, _threads_started_here() as started:
+        ours = _edit_client(stub.base_url, prepared.data)
+        least = _least_edit_client(stub.base_url, prepared.data)
+        walls = []
+        for side in (ours, least):  # warm-up: one task each end to end (connections, first-use costs)
+            wall = time.perf_counter()
+            side.one_task()
+            walls.append(time.perf_counter() - wall)
+        # Thread CPU is the figure because the stand-in runs in this process: it decodes the photo, renders
+        # and encodes the image on its own request threads, which process CPU would count on both sides (and
+        # which no client changes). The calling thread's clock holds all of a client's work only if the client
+        # starts no thread of its own: `started` checks that for both, over every task measured here.
+        (ours_cpu, ours_process), (least_cpu, least_process) = _task_cpu((ours, least), rounds, per_round)
+        bodies = {request.body for request in stub.requests if request.kind == "submit"}
+        polls = {name: {stub.polls(task) for task in side.tasks}
+                 for name, side in (("ours", ours), ("least", least))}
+        fetches = len(stub.image_fetches())
+    if started:
+        raise RuntimeError(f"a client started threads ({', '.join(started)}): thread CPU would miss their work")
+    if len(bodies) != 1:
+        raise RuntimeError("the least client's body differs from ours")
+    if polls["ours"] != polls["least"] or len(polls["ours"]) != 1 or fetches != len(ours.tasks) + len(least.tasks):
+        raise RuntimeError(f"the two clients did different wire work: polls per task {polls}, {fetches} image GETs")
+    med, ms = statistics.median, lambda seconds: f"{seconds * 1000:.1f} ms"  # noqa: E731
+    count, reads = len(ours_cpu), polls["ours"].pop()
+    return Line(f"edit_client_vs_least_client_{size[0]}x{size[1]}", med(ours_cpu) / med(least_cpu), "<=", 1.10,
+                detail=f"median client-thread CPU {ms(med(ours_cpu))} vs {ms(med(least_cpu))} "
+                       f"({(med(ours_cpu) - med(least_cpu)) * 1000:+.1f} ms a task), {count} tasks each, submitted "
+                       f"{per_round} at a time in turn, collected in turn; a task: 1 POST of "
+                       f"{len(bodies.pop()) / 1e6:.1f} MB, {reads} poll{'s' if reads != 1 else ''}, 1 GET of a "
+                       f"{IMAGE_TYPE.upper()}, 1 full decode; process CPU, the stand-in's threads included, "
+                       f"{ms(med(ours_process))} vs {ms(med(least_process))}; one task end to end {walls[0]:.2f} vs "
+                       f"{walls[1]:.2f} s wall "
+                       f"(tasks of {EDIT_LATENCY:g} s, first poll {novita.FIRST_POLL:g} s after the POST)")
+
+
+@contextlib.contextmanager
+def _pacer_releases() -> Iterator[list[float]]:
+    """time.monotonic() each time the process's poll pacer lets a poll go, while installed."""
+    pacer, released = novita._pacer, []
+    original = pacer.turn
+
+    def turn() -> None:
+        original()
+        released.append(time.monotonic())
+
+    pacer.turn = turn
+    try:
+        yield released
+    finally:
+        del pacer.turn  # the class's method again
+
+
+def _peak_rate(times: list[float], gaps: int) -> float:
+    """The highest rate in `times` (sorted) over any `gaps` consecutive gaps: events spaced 1/r s apart measure
+    r, and a hair over when some land a few milliseconds off their slots, where a count in a one-second window
+    would jump to r + 1."""
+    spans = [later - earlier for earlier, later in zip(times, times[gaps:])]
+    return gaps / min(spans) if spans else 0.0
+
+
+def edit_polls(task_seconds: float = 10.0, in_flight: int = 10, burst_seconds: float = 2.0) -> Line:
+    """Task-result reads the stand-in receives for one `task_seconds` task through our client (budget 6); in
+    the detail, the peak rate of reads at the stand-in with `in_flight` tasks of `burst_seconds` at once, each
+    in its own thread, all through the process's pacer."""
+    from tests.novita_stub import NovitaStub
+
+    data = images.prepare(photo((640, 480), seed=500), "IMG_0500.jpg").data  # the photo does not matter here
+    with NovitaStub(latency=task_seconds) as stub:
+        client = _edit_client(stub.base_url, data)
+        started = time.perf_counter()
+        client.one_task()
+        wall = time.perf_counter() - started
+        polls = stub.polls(client.tasks[0])
+    with NovitaStub(latency=burst_seconds) as stub, _pacer_releases() as released:
+        client, errors = _edit_client(stub.base_url, data), []
+
+        def run() -> None:
+            try:
+                client.one_task()
+            except Exception as exc:  # noqa: BLE001 - said below, after every thread ended
+                errors.append(exc)
+
+        workers = [threading.Thread(target=run, name=f"bench-task-{index}") for index in range(in_flight)]
+        burst = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        burst = time.perf_counter() - burst
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {in_flight} tasks failed: {errors[0]!r}")
+        times = sorted(request.received_at for request in stub.requests if request.kind == "poll")
+    closest = min((later - earlier for earlier, later in zip(times, times[1:])), default=0.0)
+    gaps = round(novita.POLLS_PER_SECOND)
+    return Line(f"edit_polls_per_task_{task_seconds:g}s", polls, "<=", 6, unit="polls", digits=0,
+                detail=f"task-result reads of one {task_seconds:g} s task through our client (first "
+                       f"{novita.FIRST_POLL:g} s after the POST, then every {novita.POLL_EVERY:g} s), {wall:.1f} s "
+                       f"to its decoded image; {in_flight} tasks of {burst_seconds:g} s in flight at once: "
+                       f"{len(times)} polls in {burst:.1f} s, peak {_peak_rate(times, gaps):.1f} polls/s at the "
+                       f"stand-in over any {gaps} gaps in a row (closest two {closest * 1000:.0f} ms apart), "
+                       f"{_peak_rate(sorted(released), gaps):.1f}/s as the pacer let them go (its bound: "
+                       f"{novita.POLLS_PER_SECOND:g}/s)")
 
 
 # 3-5. A session with 20 results ----------------------------------------------------------------------------

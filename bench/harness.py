@@ -17,7 +17,7 @@ PROMPT = "on a marble kitchen counter, soft morning light"
 _APP_SETTINGS = ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_PRICE_PER_IMAGE", "APP_PASSWORD",
                  "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_REDIS_URL", "RATE_LIMIT_WINDOW_SECONDS",
                  "NOVITA_RATE_LIMIT_PER_MINUTE", "BATCH_CONCURRENCY", "HISTORY_TTL_HOURS", "HISTORY_STORE_DIR",
-                 "HISTORY_STORE_URL", "HISTORY_STORE_MAX_MB")
+                 "HISTORY_STORE_URL", "HISTORY_STORE_MAX_MB", "NOVITA_MODEL")
 
 
 @dataclass
@@ -89,7 +89,7 @@ def app_environment(base_url: str) -> Iterator[None]:
         os.environ.pop(name, None)
     kept = tempfile.TemporaryDirectory(prefix="bench-history-")
     os.environ.update(NOVITA_API_KEY=BENCH_KEY, NOVITA_BASE_URL=base_url, NOVITA_RATE_LIMIT_PER_MINUTE="1000",
-                      HISTORY_STORE_DIR=kept.name)
+                      HISTORY_STORE_DIR=kept.name, NOVITA_MODEL="replace-background")
     try:
         yield
     finally:
