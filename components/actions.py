@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import inputs, messages, session
+from components import backgrounds, inputs, messages, session
 from services import budget, config, engines, quota, recovery, runs, uploads
 
 RUN_PAGES = ("replace", "variants", "batch")
@@ -36,13 +36,23 @@ def engine() -> str:
 
 
 def engine_for(name: str) -> str:
-    """The engine of page `name`'s next run: the transparent cut-out when its Background choice asks for it,
-    made on this server whatever the sidebar shows; else `engine()`."""
-    return engines.CUTOUT if _wants_cutout(name) else engine()
+    """The engine of page `name`'s next run: the transparent cut-out or the composite when its Background
+    choice asks for one, made on this server whatever the sidebar shows; else `engine()`."""
+    chosen = look(name)
+    if chosen.choice == backgrounds.TRANSPARENT and chosen.framing == "original":
+        return engines.CUTOUT
+    return engines.COMPOSITE if chosen.made_here else engine()
 
 
-def _wants_cutout(name: str) -> bool:
-    return inputs.wants_cutout(BACKGROUND_KEYS[name])
+def look(name: str) -> backgrounds.Look:
+    """What page `name`'s Background choice asks for now."""
+    return backgrounds.look(name, BACKGROUND_KEYS[name])
+
+
+def _prompt_free(name: str) -> str | None:
+    """What a result of page `name` is called in place of a prompt when its background needs none."""
+    chosen = look(name)
+    return None if backgrounds.needs_prompt(chosen.choice) else chosen.label
 
 
 def spending() -> runs.Spending:
@@ -71,15 +81,20 @@ def _fits(name: str, needed: int, chosen: str) -> bool:
 def _start(name: str, tasks: list[runs.Task], image_type: str) -> bool:
     """Start page `name`'s run unless the owner's budget refuses it (the page then says why); True if started."""
     chosen = engine_for(name)
-    if chosen == engines.CUTOUT and image_type == "jpeg":  # JPEG has no transparency: say so, run nothing
+    wanted = look(name)
+    if wanted.choice == backgrounds.TRANSPARENT and image_type == "jpeg":  # JPEG has no transparency: run nothing
         session.page(name).message = inputs.NO_TRANSPARENT_JPEG
+        return False
+    if wanted.choice == backgrounds.OWN and wanted.backdrop is None:
+        session.page(name).message = ("Add a background photo first: upload it under My own background photo, "
+                                      "or choose another background.")
         return False
     if not _fits(name, len(tasks), chosen):
         return False
     owner_key = chosen == engines.NOVITA and not session.own_key()
     history = session.history()
     run = runs.Run(tasks, image_type, chosen, owner_key=owner_key, owner=session.account(),
-                   keep=history.writer(), lock=inputs.keeps_subject(LOCK_KEYS[name]),
+                   keep=history.writer(), lock=inputs.keeps_subject(LOCK_KEYS[name]), recipe=wanted.recipe,
                    receipts=recovery.Receipts(lambda: (history.store, history.owner)))
     run.start(spending())
     session.page(name).run, session.page(name).watching = run, True
@@ -93,9 +108,7 @@ def start_replace() -> None:
     page.message = None
     if is_running("replace"):
         return
-    photo, prompt = session.photo(), inputs.prompt()
-    if _wants_cutout("replace"):
-        prompt = engines.CUTOUT_PROMPT  # a cut-out needs no prompt; this names it in history and files
+    photo, prompt = session.photo(), _prompt_free("replace") or inputs.prompt()  # the label names it in files
     if photo is None:
         page.message = "Add a photo first: upload one, take one, or try a sample above."
     elif not prompt:
@@ -111,8 +124,8 @@ def start_variants() -> None:
     if is_running("variants"):
         return
     photo, prompts = session.photo(), inputs.idea_prompts()
-    if _wants_cutout("variants"):
-        prompts = [engines.CUTOUT_PROMPT]  # no background to vary: one cut-out
+    if _prompt_free("variants"):
+        prompts = [_prompt_free("variants")]  # no background to vary: one result
     if photo is None:
         page.message = "Add a photo first: upload one, take one, or try a sample."
     elif not prompts:
@@ -131,9 +144,7 @@ def start_batch() -> None:
         return
     page.left_out = []
     photos, skipped = uploads.photos_from_uploads(inputs.uploaded_photos())
-    prompt = inputs.prompt("batch.prompt")
-    if _wants_cutout("batch"):
-        prompt = engines.CUTOUT_PROMPT
+    prompt = _prompt_free("batch") or inputs.prompt("batch.prompt")
     if not photos:
         page.message = " ".join(skipped) or "Add some photos first (or a ZIP of photos)."
     elif not prompt:

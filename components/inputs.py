@@ -21,12 +21,6 @@ EXAMPLE_PROMPTS = [
     "in a bright modern office",
     "on a pastel studio backdrop",
 ]
-NEW_BACKGROUND, TRANSPARENT = "New background", "Transparent (subject only)"
-BACKGROUNDS = {
-    NEW_BACKGROUND: "Where the subject should be, as you describe it below; made by the engine the sidebar shows.",
-    TRANSPARENT: "The subject alone, for slides and shop listings. Made on this server: no key needed, nothing "
-                 "sent, nothing spent. PNG or WEBP (JPEG has no transparency).",
-}
 FORMATS = {
     "PNG": "Lossless and sharp; biggest files.",
     "WEBP": "Small files for websites and chat.",
@@ -62,23 +56,19 @@ def photo_picker() -> session.Photo | None:
     return photo
 
 
-def background_picker(key: str = "background") -> bool:
-    """The Background choice: a new one from the prompt, or none at all; True for the transparent cut-out."""
-    st.radio("Background", list(BACKGROUNDS), key=key, persist_state="session", captions=list(BACKGROUNDS.values()))
-    return wants_cutout(key)
+NO_PROMPT_NEEDED = "No prompt needed for this background; what you wrote is kept for when you switch back."
 
 
-def wants_cutout(key: str = "background") -> bool:
-    """Whether the Background choice under `key` asks for the subject alone on transparency."""
-    return st.session_state.get(key) == TRANSPARENT
-
-
-def prompt_box(key: str = "prompt") -> str:
-    """The Prompt text area with clickable examples; returns the prompt stripped."""
+def prompt_box(key: str = "prompt", *, needed: bool = True) -> str:
+    """The Prompt text area with clickable examples (disabled, its text kept, when the Background chosen needs
+    no prompt); returns the prompt stripped."""
     st.text_area(
-        "Prompt", key=key, max_chars=PROMPT_MAX_CHARS, height=90, persist_state="session",
+        "Prompt", key=key, max_chars=PROMPT_MAX_CHARS, height=90, persist_state="session", disabled=not needed,
         placeholder="Where should the subject be? For example: on a marble counter, soft light",
     )
+    if not needed:
+        st.caption(NO_PROMPT_NEEDED)
+        return prompt(key)
     st.pills("Ideas to start from", EXAMPLE_PROMPTS, key=f"{key}_example", on_change=_use_example, args=(key,),
              label_visibility="collapsed")
     return prompt(key)
@@ -131,13 +121,15 @@ def keeps_subject(key: str) -> bool:
 IDEAS = 4
 
 
-def ideas() -> None:
-    """Variants' four idea boxes, two by two."""
+def ideas(*, needed: bool = True) -> None:
+    """Variants' four idea boxes, two by two (disabled, their text kept, when no prompt is needed)."""
     left, right = st.columns(2)
     for i, column in enumerate([left, right] * (IDEAS // 2)):
         column.text_input(f"Idea {i + 1}", key=f"variants.prompt{i}", persist_state="session",
-                          max_chars=PROMPT_MAX_CHARS,
+                          max_chars=PROMPT_MAX_CHARS, disabled=not needed,
                           placeholder=EXAMPLE_PROMPTS[i] if i < len(EXAMPLE_PROMPTS) else "")
+    if not needed:
+        st.caption(NO_PROMPT_NEEDED)
 
 
 def idea_prompts() -> list[str]:

@@ -41,6 +41,8 @@ def result_panel(item: HistoryItem, *, key: str) -> None:
         st.caption(f"Made offline. {offline.DESCRIPTION}")
     elif item.engine == engines.CUTOUT:
         st.caption("Made on this server: the subject alone, on a transparent background.")
+    elif item.engine == engines.COMPOSITE:
+        st.caption(" ".join(("Made on this server from your photo: nothing sent, nothing spent.", *item.notices)))
     elif item.notices:  # how Novita's image was fitted to the photo, and whether the subject is the photo's own
         st.caption(" ".join(item.notices))
     download_button(item, key=f"{key}.download.{item.id}", primary=True)

@@ -25,6 +25,9 @@ def engine_note(name: str) -> None:
     if chosen == engines.CUTOUT:
         st.caption("Engine: transparent cut-out, made on this server: no key needed, nothing sent, nothing spent.")
         return
+    if chosen == engines.COMPOSITE:
+        st.caption("Engine: made on this server from your photo: no key needed, nothing sent, nothing spent.")
+        return
     pause = actions.owner_pause() if session.preference() != engines.OFFLINE else None
     if pause is not None:
         st.warning(messages.paused_sentence(pause.kind, pause.seconds_left, offline_instead=chosen == engines.OFFLINE),

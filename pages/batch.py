@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import actions, inputs, run_view
+from components import actions, backgrounds, inputs, run_view
 from components.sidebar import page_setup
 
 page_setup()
@@ -11,9 +11,9 @@ st.caption("Many photos, one prompt, one format. Results join your history as th
            "all as one ZIP with a manifest.")
 
 inputs.photos_uploader()
-cutout = inputs.background_picker(key="batch.background")
-inputs.prompt_box(key="batch.prompt")
-inputs.format_picker(key="batch.format", cutout=cutout)
+background = backgrounds.picker("batch", key="batch.background")
+inputs.prompt_box(key="batch.prompt", needed=backgrounds.needs_prompt(background))
+inputs.format_picker(key="batch.format", cutout=background == backgrounds.TRANSPARENT)
 
 run_view.engine_note("batch")
 st.button("Replace all backgrounds", type="primary", key="batch.start", icon=":material/auto_fix_high:",

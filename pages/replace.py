@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import actions, inputs, keeper, run_view, session
+from components import actions, backgrounds, inputs, keeper, run_view, session
 from components.results import gallery, result_panel
 from components.sidebar import page_setup
 
@@ -11,9 +11,9 @@ st.title("Replace background")
 st.caption("Give a photo, say where the subject should be, pick a format, and get it back with a new background.")
 
 inputs.photo_picker()
-cutout = inputs.background_picker()
-inputs.prompt_box()
-inputs.format_picker(cutout=cutout)
+background = backgrounds.picker("replace", key="background")
+inputs.prompt_box(needed=backgrounds.needs_prompt(background))
+inputs.format_picker(cutout=background == backgrounds.TRANSPARENT)
 
 run_view.engine_note("replace")
 st.button("Replace background", type="primary", disabled=actions.is_running("replace"), key="replace.run",

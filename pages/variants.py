@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import actions, inputs, run_view
+from components import actions, backgrounds, inputs, run_view
 from components.sidebar import page_setup
 
 page_setup()
@@ -10,13 +10,13 @@ st.title("Variants")
 st.caption("One photo, up to four ideas side by side. Repeat a prompt to get several takes on it.")
 
 inputs.photo_picker()
-cutout = inputs.background_picker(key="variants.background")
-inputs.ideas()
-inputs.format_picker(key="variants.format", cutout=cutout)
+background = backgrounds.picker("variants", key="variants.background")
+inputs.ideas(needed=backgrounds.needs_prompt(background))
+inputs.format_picker(key="variants.format", cutout=background == backgrounds.TRANSPARENT)
 
 run_view.engine_note("variants")
-if cutout:
-    st.caption("A transparent cut-out has no background to vary: one is made, whatever the ideas say.")
+if not backgrounds.needs_prompt(background):
+    st.caption("This background has no ideas to vary: one result is made.")
 st.button("Make variants", type="primary", key="variants.start", icon=":material/grid_view:",
           disabled=actions.is_running("variants"), on_click=actions.start_variants)
 run_view.outcome("variants", label="variants", rows=False)

@@ -77,7 +77,7 @@ Accepted = Callable[[engines.Handle], None]
 def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, api_key: str | None = None,
          cost: float = 0.0, ledger: Ledger | None = None, account: Account | None = None, owner_key: bool = False,
          cancel: threading.Event | None = None, progress: Progress | None = None,
-         accepted: Accepted | None = None) -> engines.ReplaceResult:
+         accepted: Accepted | None = None, recipe: dict | None = None) -> engines.ReplaceResult:
     """Reserve the image on the ledger, wait for a slot in the key's line, submit to the engine, then collect
     its result (checked and decoded). The reservation is spent the moment the engine accepts the job (a task
     id, or a synchronous image), and `accepted(handle)` is told of a remote task before anything else can
@@ -90,7 +90,7 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
         chosen = engines.engine_for(engine)
     except config.ConfigError as exc:
         raise novita.ConfigurationError(str(exc)) from None
-    job = engines.Job(prepared.data, prompt, image_type, api_key)
+    job = engines.Job(prepared.data, prompt, image_type, api_key, recipe)
     if not chosen.remote or ledger is None or not api_key:
         return _collect(chosen, _submit(chosen, job, report), job, report, accepted)
     bucket = bucket_for(api_key)
@@ -176,7 +176,7 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
         decoded = images.open_image(result.image)  # the checked decode may be preview-sized: these need it whole
     notices: list[str] = []
     changed = False
-    if real != prepared.size:
+    if real != prepared.size and engine == engines.NOVITA:  # a frame made here has its own size on purpose
         report(stage="Fitting the result to your photo")
         if decoded.size[0] * decoded.size[1] < prepared.size[0] * prepared.size[1]:
             notices.append(f"Novita made this at {decoded.size[0]} × {decoded.size[1]} px, a lower resolution than "
@@ -192,6 +192,9 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
             notices.append("Novita moved or resized the subject, so its image is shown as it made it.")
     if result.converted and not changed:
         notices.append("Novita sent another format; it was converted here.")
+    notices.extend(result.notices)
+    if result.before is not None:  # the photo placed in the result's own frame, so the slider lines up
+        before_preview = images.previews(result.before)[0]
     data = images.encode(decoded, image_type) if changed or result.image_type != image_type else result.image
     report(stage="Making the previews")
     after_preview, thumbnail = images.previews(decoded)
@@ -200,7 +203,7 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
     return HistoryItem(
         prompt=prompt, image_type=image_type, engine=engine, seconds=seconds,
         source_name=source_name, result=data, before_preview=before_preview,
-        after_preview=after_preview, thumbnail=thumbnail, size=prepared.size,
+        after_preview=after_preview, thumbnail=thumbnail, size=decoded.size if changed else real or decoded.size,
         cost=cost if engine == engines.NOVITA else 0.0, notices=prepared.notices + tuple(notices), **extra,
     )
 

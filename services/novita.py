@@ -297,7 +297,7 @@ def classify(status: int, reason: str | None, message: str | None = None, model:
 
 @dataclass(frozen=True)
 class ReplaceResult:
-    """The image Novita made, in the requested type, and what it took."""
+    """The image an engine made, in the requested type, and what it took."""
 
     image: bytes
     image_type: str
@@ -305,6 +305,8 @@ class ReplaceResult:
     request_id: str | None = None
     converted: bool = False  # Novita sent another type and it was converted here
     decoded: Image.Image | None = field(default=None, repr=False, compare=False)  # checked pixels, for previews
+    before: Image.Image | None = field(default=None, repr=False, compare=False)  # the photo in the result's frame
+    notices: tuple[str, ...] = ()  # what the engine changed that the person should know
 
 
 RETRY = Retry(

@@ -38,8 +38,12 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png") -> by
     that are not an image raise `ValueError` with a sentence a person can act on.
     """
     photo = open_image(image)  # raises ImageError, a ValueError with a sentence for a person
-    subject, a = _subject_of(photo)
-    backdrop = np.asarray(render_backdrop(photo.size, prompt, Image.fromarray(a, "L")))
+    return on_backdrop(*_subject_of(photo), prompt, image_type)
+
+
+def on_backdrop(subject: np.ndarray, a: np.ndarray, prompt: str, image_type: str = "png") -> bytes:
+    """A subject already cut out (its colours and alpha) on a backdrop drawn from `prompt`, encoded."""
+    backdrop = np.asarray(render_backdrop((a.shape[1], a.shape[0]), prompt, Image.fromarray(a, "L")))
     weight = a.astype(np.float32) / 255.0
     out = cv2.blendLinear(subject, backdrop, weight, 1.0 - weight)
     return encode(Image.fromarray(out, "RGB"), image_type)
@@ -52,8 +56,13 @@ def transparent(image: bytes, image_type: str = "png") -> bytes:
     """
     if image_type not in ("png", "webp"):
         raise ValueError(NO_TRANSPARENT_JPEG)
-    photo = open_image(image)
-    subject, a = _subject_of(photo)
+    return alone(*_subject_of(open_image(image)), image_type)
+
+
+def alone(subject: np.ndarray, a: np.ndarray, image_type: str = "png") -> bytes:
+    """A subject already cut out (its colours and alpha) on transparency, encoded as "png" or "webp"."""
+    if image_type not in ("png", "webp"):
+        raise ValueError(NO_TRANSPARENT_JPEG)
     return encode(Image.fromarray(np.dstack([subject, a]), "RGBA"), image_type)
 
 

@@ -100,6 +100,7 @@ class Run:
     owner: Hashable = None
     keep: Callable[[HistoryItem], None] | None = field(default=None, repr=False)  # called in the worker
     lock: bool = False  # lay the photo's own subject back over Novita's new scene
+    recipe: dict | None = field(default=None, repr=False)  # a background made here: colour, backdrop, framing…
     receipts: recovery.Receipts | None = field(default=None, repr=False)  # tasks in flight, written down
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -203,7 +204,7 @@ class Run:
                 task.status = RUNNING
             task.started = time.monotonic()
             task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
-                                   progress=task._progress)
+                                   progress=task._progress, recipe=self.recipe)
             self._finish(task, attempt, spending)
         except Exception as exc:  # one photo's failure never stops the others
             self._fail(task, attempt, exc)

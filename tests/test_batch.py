@@ -128,7 +128,8 @@ def run_batch(at: AppTest, named, prompt="in a bright modern office") -> AppTest
     at.switch_page("pages/batch.py").run()
     assert not at.exception
     at.file_uploader(key="batch.upload").set_value(uploads(named))
-    at.text_area(key="batch.prompt").input(prompt)
+    if prompt is not None:  # None: the Background chosen needs no prompt, and its box is disabled
+        at.text_area(key="batch.prompt").input(prompt)
     at.button(key="batch.start").click()
     return at.run()
 

@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from components.inputs import NO_TRANSPARENT_JPEG, TRANSPARENT
+from components.backgrounds import TRANSPARENT
+from components.inputs import NO_TRANSPARENT_JPEG
 from services import engines
 from tests.conftest import photo_bytes
 from tests.test_batch import labels, photos, run_batch
@@ -24,8 +25,8 @@ def alpha_of(data: bytes) -> np.ndarray:
 
 def cut_out_on_main_page(at: AppTest, fmt: str, prompt: str = "") -> AppTest:
     at.file_uploader(key="upload").set_value(("mug.jpg", photo_bytes(), "image/jpeg")).run()
+    at.text_area(key="prompt").input(prompt).run()  # typed first: the box is disabled, its text kept, once chosen
     at.radio(key="background").set_value(TRANSPARENT)
-    at.text_area(key="prompt").input(prompt)
     at.radio(key="format").set_value(fmt)
     at.button(key="replace.run").click()
     return at.run()
@@ -34,7 +35,8 @@ def cut_out_on_main_page(at: AppTest, fmt: str, prompt: str = "") -> AppTest:
 def test_the_background_choice_is_offered_with_the_stable_labels(app):
     choice = app.radio(key="background")
     assert choice.label == "Background"
-    assert list(choice.options) == ["New background", "Transparent (subject only)"]
+    assert list(choice.options) == ["New background", "Transparent (subject only)", "Plain colour",
+                                    "My own background photo", "Blurred original"]
     assert choice.value == "New background"
     assert app.text_area(key="prompt").label == "Prompt" and app.radio(key="format").label == "Output format"
 
@@ -70,7 +72,7 @@ def test_jpeg_has_no_transparency_so_the_cut_out_says_so_and_keeps_everything(ap
 def test_batch_cuts_out_every_photo_without_a_prompt(app, novita_env):
     app.switch_page("pages/batch.py").run()
     app.radio(key="batch.background").set_value(TRANSPARENT)
-    run_batch(app, photos(2), prompt="")
+    run_batch(app, photos(2), prompt=None)
     assert not app.exception and not app.error
     history = list(app.session_state["history"])
     assert len(history) == 2 and all(i.engine == engines.CUTOUT for i in history)

@@ -10,11 +10,11 @@ module in this package and one line in REGISTRY.
 from __future__ import annotations
 
 from services import config
-from services.engines import cutout, qwen_edit, seed, studio
-from services.engines.base import CUTOUT, NOVITA, OFFLINE, Engine, Handle, Job
+from services.engines import composite, cutout, qwen_edit, seed, studio
+from services.engines.base import COMPOSITE, CUTOUT, NOVITA, OFFLINE, Engine, Handle, Job
 from services.novita import ReplaceResult
 
-__all__ = ["AUTO", "CUTOUT", "CUTOUT_PROMPT", "LABELS", "NOVITA", "OFFLINE", "REGISTRY", "Engine", "Handle", "Job",
+__all__ = ["AUTO", "COMPOSITE", "CUTOUT", "CUTOUT_PROMPT", "LABELS", "NOVITA", "OFFLINE", "REGISTRY", "Engine", "Handle", "Job",
            "ReplaceResult", "choose", "engine_for", "redraws"]
 
 REGISTRY: dict[str, Engine] = {engine.name: engine for engine in (
@@ -22,9 +22,10 @@ REGISTRY: dict[str, Engine] = {engine.name: engine for engine in (
     seed.ENGINE,
     studio.ENGINE,
     cutout.ENGINE,
+    composite.ENGINE,
 )}
 AUTO = "auto"
-LABELS = {NOVITA: "Novita", OFFLINE: "Offline studio", CUTOUT: "Transparent cut-out"}
+LABELS = {NOVITA: "Novita", OFFLINE: "Offline studio", CUTOUT: "Transparent cut-out", COMPOSITE: "Made here"}
 CUTOUT_PROMPT = "transparent cut-out"  # what a cut-out's history line and file name say in place of a prompt
 
 

@@ -19,6 +19,7 @@ from services.novita import ReplaceResult, TaskState
 NOVITA = "novita"
 OFFLINE = "offline"
 CUTOUT = "cutout"
+COMPOSITE = "composite"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Job:
     prompt: str
     image_type: str
     api_key: str | None = field(default=None, repr=False)
+    recipe: dict | None = field(default=None, repr=False)  # a background made here: colour, backdrop, framing…
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services import novita, offline
+from services import masks, novita, offline
 from services.engines.base import CUTOUT, Handle, Job, Progress, timed
 
 
@@ -10,7 +10,13 @@ class Cutout:
     name, family, remote, redraws = CUTOUT, CUTOUT, False, False
 
     def submit(self, job: Job) -> Handle:
-        return timed(self.name, lambda: offline.transparent(job.data, job.image_type), job.image_type)
+        def make() -> bytes:
+            if job.image_type not in ("png", "webp"):  # before the model runs: JPEG has no transparency
+                raise ValueError(offline.NO_TRANSPARENT_JPEG)
+            cut = masks.layers(job.data)  # the subject is cut once per photo and reused
+            return offline.alone(cut.subject, cut.alpha, job.image_type)
+
+        return timed(self.name, make, job.image_type)
 
     def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> novita.ReplaceResult:
         return handle.result

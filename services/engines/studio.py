@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services import novita, offline
+from services import masks, novita, offline
 from services.engines.base import OFFLINE, Handle, Job, Progress, timed
 
 
@@ -10,8 +10,11 @@ class Studio:
     name, family, remote, redraws = OFFLINE, OFFLINE, False, False
 
     def submit(self, job: Job) -> Handle:
-        return timed(self.name, lambda: offline.replace_background(job.data, job.prompt, job.image_type),
-                     job.image_type)
+        def make() -> bytes:
+            cut = masks.layers(job.data)  # the subject is cut once per photo: variants reuse it
+            return offline.on_backdrop(cut.subject, cut.alpha, job.prompt, job.image_type)
+
+        return timed(self.name, make, job.image_type)
 
     def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> novita.ReplaceResult:
         return handle.result

@@ -1,0 +1,89 @@
+"""The backgrounds made on this server from the photo alone: a plain colour, the person's own backdrop photo,
+the original blurred, or none (a framed transparent cut-out), each framed as asked (original, square, 4:5,
+16:9), with a soft contact shadow where the subject stands on something new."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from services import compose, images, masks, novita
+from services.engines.base import COMPOSITE, Handle, Job, Progress
+
+BEFORE_FILL = (236, 236, 236)  # around the photo on the slider's before side, where the frame is wider
+
+
+class Composite:
+    name, family, remote, redraws = COMPOSITE, COMPOSITE, False, False
+
+    def submit(self, job: Job) -> Handle:
+        started = time.monotonic()
+        made = framed(job.data, job.recipe or {})
+        data = images.encode(made.image, job.image_type)
+        result = novita.ReplaceResult(data, job.image_type, time.monotonic() - started, decoded=made.image,
+                                      before=made.before, notices=made.notices)
+        return Handle(self.name, result=result)
+
+    def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> novita.ReplaceResult:
+        return handle.result
+
+
+@dataclass(frozen=True)
+class Framed:
+    image: Image.Image  # RGB, or RGBA for a transparent cut-out
+    before: Image.Image  # the photo placed in the same frame, for the slider's before side
+    notices: tuple[str, ...]
+
+
+def framed(data: bytes, recipe: dict) -> Framed:
+    """The photo's subject (its mask made once per photo and reused) on the background and in the frame
+    `recipe` asks for, and the photo placed the same way for the slider's before side."""
+    photo, layers = images.open_image(data), masks.layers(data)
+    backdrop = recipe.get("backdrop")
+    wanted = dict(background=recipe.get("background", "colour"), colour=tuple(recipe.get("colour", (255, 255, 255))),
+                  backdrop=images.open_image(backdrop) if backdrop else None, framing=recipe.get("framing", "original"),
+                  margin=float(recipe.get("margin", 0.08)), shadow=bool(recipe.get("shadow", True)))
+    if wanted["background"] == "transparent":
+        made, image = _transparent(layers, wanted)
+    else:
+        made = compose.compose(layers, compose.Recipe(**wanted), photo)
+        image = made.image
+    notices = []
+    if made.backdrop_upscaled:
+        notices.append("Your background photo was smaller than the frame, so it was enlarged to cover it.")
+    if made.anchored:
+        notices.append(f"Your subject is cut by the photo's {' and '.join(made.anchored)} edge, so it stays "
+                       "flush with that edge of the frame.")
+    return Framed(image, _placed_photo(photo, made), tuple(notices))
+
+
+def _transparent(layers: masks.Layers, wanted: dict) -> tuple[compose.Composed, Image.Image]:
+    """A framed cut-out: the subject on black and on white, from which its alpha and colours follow exactly
+    (each pixel is a·F + (1 − a)·background, so white − black = (1 − a)·255)."""
+    on = {colour: compose.compose(layers, compose.Recipe(**{**wanted, "background": "colour", "colour": colour,
+                                                            "shadow": False}))
+          for colour in ((0, 0, 0), (255, 255, 255))}
+    black = np.asarray(on[(0, 0, 0)].image, np.float32)
+    white = np.asarray(on[(255, 255, 255)].image, np.float32)
+    alpha = np.clip(255.0 - (white - black).mean(axis=2), 0, 255)
+    colours = np.clip(black * 255.0 / np.maximum(alpha, 1.0)[..., None], 0, 255)
+    rgba = np.dstack([colours, alpha]).round().astype(np.uint8)
+    return on[(0, 0, 0)], Image.fromarray(rgba, "RGBA")
+
+
+def _placed_photo(photo: Image.Image, made: compose.Composed) -> Image.Image:
+    """The photo at the subject's scale and place in the result's frame, so the slider's two sides line up."""
+    if made.size == photo.size and made.subject_scale == 1.0 and made.offset == (0, 0):
+        return photo.convert("RGB")
+    scale = made.subject_scale
+    shown = photo.convert("RGB").resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))),
+                                        Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", made.size, BEFORE_FILL)
+    canvas.paste(shown, made.offset)
+    return canvas
+
+
+ENGINE = Composite()

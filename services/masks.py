@@ -1,0 +1,135 @@
+"""The subject layers of a photo, computed once and reused.
+
+Variants of one photo, a change of framing and a Batch retry all need the same subject: its colours with the
+old background taken out of the edge, and its soft alpha (`services.offline.subject_layers`). The model runs
+once per photo; the layers are kept in one process-wide cache keyed by the SHA-256 of the photo's bytes.
+
+The cache holds pixels keyed by their content only: no file name, session, key or person. Two people who
+upload the same bytes share one entry, and learn nothing from it they did not already hold. It is bounded
+by bytes, least recently used first out; two threads asking for the same photo at once compute it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from services import offline
+from services.images import open_image
+
+__all__ = ["CACHE_BYTES", "Layers", "clear", "from_photo", "held_bytes", "layers"]
+
+# A dozen 2 MP photos (4 bytes a pixel): a person's variants and framings and a Batch's retries hit, on a box
+# with 1-3 GB that also holds the model, the decodes in flight and every session's history.
+CACHE_BYTES = 96 * 2**20
+
+
+@dataclass(frozen=True, eq=False)
+class Layers:
+    """A photo's subject at full size: `subject` (RGB uint8, the old background taken out of the soft edge)
+    and `alpha` (uint8), both read-only."""
+
+    subject: np.ndarray
+    alpha: np.ndarray
+
+    def __post_init__(self) -> None:
+        subject, alpha = self.subject, self.alpha
+        if subject.dtype != np.uint8 or alpha.dtype != np.uint8 or subject.ndim != 3 or subject.shape[2] != 3 \
+                or subject.shape[:2] != alpha.shape:
+            msg = (f"Layers are an HxWx3 and an HxW uint8 array of one size, not {subject.shape} {subject.dtype} "
+                   f"and {alpha.shape} {alpha.dtype}.")
+            raise ValueError(msg)
+        object.__setattr__(self, "subject", _read_only(subject))
+        object.__setattr__(self, "alpha", _read_only(alpha))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.alpha.shape[1], self.alpha.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.subject.nbytes + self.alpha.nbytes
+
+
+def layers(data: bytes) -> Layers:
+    """The subject layers of the photo in `data`, from the cache or made now (and kept). Bytes that are not
+    a usable photo raise `images.ImageError`, a sentence for a person; nothing is kept for them."""
+    key = hashlib.sha256(data).hexdigest()
+    with _lock:
+        found = _kept.get(key)
+        if found is not None:
+            _kept.move_to_end(key)
+            return found
+        pending = _making.get(key)
+        mine = pending is None
+        if mine:
+            pending = _making[key] = Future()
+    if not mine:
+        return pending.result()  # the same photo is being made by another thread: wait for it
+    try:
+        made = from_photo(open_image(data))
+    except BaseException as exc:
+        with _lock:
+            del _making[key]
+        pending.set_exception(exc)
+        raise
+    with _lock:
+        del _making[key]
+        _keep(key, made)
+    pending.set_result(made)
+    return made
+
+
+def from_photo(photo: Image.Image) -> Layers:
+    """The subject layers of an opened photo (a PIL image), made now and not cached."""
+    subject, alpha = offline.subject_layers(photo)
+    return Layers(subject, alpha)
+
+
+def held_bytes() -> int:
+    """Bytes of pixels the cache holds now."""
+    with _lock:
+        return _held
+
+
+def clear() -> None:
+    """Forget every kept photo (tests, or after the subject model changed); photos being made finish."""
+    global _held
+    with _lock:
+        _kept.clear()
+        _held = 0
+
+
+_lock = threading.Lock()
+_kept: OrderedDict[str, Layers] = OrderedDict()  # least recently used first
+_making: dict[str, Future] = {}
+_held = 0
+
+
+def _keep(key: str, made: Layers) -> None:
+    """Keep `made` (the lock held), dropping the least recently used past CACHE_BYTES; a photo bigger than
+    the whole bound is not kept."""
+    global _held
+    if made.nbytes > CACHE_BYTES:
+        return
+    _kept[key] = made
+    _held += made.nbytes
+    while _held > CACHE_BYTES:
+        _, dropped = _kept.popitem(last=False)
+        _held -= dropped.nbytes
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """`array` itself when no one can write it, else a read-only view of it (the caller's flags untouched)."""
+    if not array.flags.writeable:
+        return array
+    view = array.view()
+    view.setflags(write=False)
+    return view
