@@ -24,7 +24,7 @@ import sys
 import time
 import traceback
 
-from bench import figures, server_figures
+from bench import compose_figures, figures, server_figures
 from bench.harness import Line, app_environment, load_average, quiet_logs
 from bench.photos import FITS, PHONE_12MP, TWO_MP
 
@@ -35,7 +35,8 @@ FIGURES = ("client_overhead_2048x1536", "reply_decode_floor_2048x1536", "overhea
            "sdk_vs_least_client_4032x3024_100mbit", "edit_client_vs_least_client_2048x1536",
            "edit_polls_per_task_10s",
            "rerun_20_items_vs_empty", "rerun_20_items_ms", "rerun_image_work_20_items", "slider_payload_12mp",
-           "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_", "fairness_single_beside_",
+           "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_",
+           *compose_figures.FIGURES, "fairness_single_beside_",
            "sessions_time_to_result_n1", "sessions_slowest_vs_cpu_bound_n", "sessions_cpu_per_result_vs_n1_n",
            "server_fairness_single_beside_")
 
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             emit("offline_peak_rss_", lambda: Line("offline_peak_rss_2mp_over_grabcut", status="skipped", detail="--quick"))
         else:
             emit("offline_peak_rss_", figures.offline_peak_rss)
+        emit("compose_", lambda: compose_figures.lines(quick))
         emit("fairness_single_beside_", lambda: figures.fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
     # one real app server, driven over Streamlit's websocket protocol; it has its own stand-in
     emit("sessions_", lambda: server_figures.many_sessions((1, 3) if quick else (1, 5, 10, 20), 1 if quick else 3,

@@ -160,7 +160,7 @@ def test_session_cap_stops_novita_but_the_offline_studio_still_works(novita_env,
     assert not at.exception
     warning = texts(at.warning)
     assert "allows 1 Novita image" in warning and "offline studio" in warning
-    assert len(novita_env.requests) == 1
+    assert len(novita_env.posts()) == 1
     assert len(at.session_state["history"]) == 1
 
     at.radio(key="engine_preference").set_value("offline").run()
@@ -168,7 +168,7 @@ def test_session_cap_stops_novita_but_the_offline_studio_still_works(novita_env,
     assert not at.exception and not at.error and not at.warning
     history = list(at.session_state["history"])
     assert len(history) == 2 and history[0].engine == "offline"
-    assert len(novita_env.requests) == 1  # nothing more went to Novita
+    assert len(novita_env.posts()) == 1  # nothing more went to Novita
     assert at.session_state["account"].images == 1
 
 
@@ -177,12 +177,12 @@ def test_images_made_with_ones_own_key_do_not_use_up_the_owners_cap(novita_env, 
     at = give_photo(new_app().run())
     at.text_input(key="key_field").input(OWN_KEY).run()
     replace(at, "in a warehouse")
-    assert novita_env.requests[-1].headers["Authorization"] == f"Bearer {OWN_KEY}"
+    assert novita_env.posts()[-1].headers["Authorization"] == f"Bearer {OWN_KEY}"
     at.button(key="forget_key").click().run()
     replace(at, "on a sunny beach at sunset")  # the owner's key has made nothing for this session yet
     assert not at.warning and not at.error
-    assert len(novita_env.requests) == 2
-    assert novita_env.requests[-1].headers["Authorization"] == f"Bearer {TEST_KEY}"
+    assert len(novita_env.posts()) == 2
+    assert novita_env.posts()[-1].headers["Authorization"] == f"Bearer {TEST_KEY}"
 
 
 # --- spend figures -----------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_spend_and_the_keys_budget_show_in_the_sidebar(novita_env, monkeypatch):
     tally = texts(at.sidebar.caption)
     assert "2 Novita images" in tally and "$0.10" in tally
     assert "3 of 5" in tally
-    assert len(novita_env.requests) == 2
+    assert len(novita_env.posts()) == 2
 
 
 # --- waiting in line for the shared key --------------------------------------------------------------
@@ -215,7 +215,7 @@ def test_a_run_over_the_budget_waits_in_line_then_succeeds(novita_env, monkeypat
     replace(at, "on a sunny beach at sunset")
     assert not at.exception and not at.error
     assert len(at.session_state["history"]) == 2
-    first, second = novita_env.requests
+    first, second = novita_env.posts()
     # it waited for the 3 s window (loosely: the trip to the stand-in varies on a busy machine; without the
     # limiter the gap is a fraction of a second)
     assert second.received_at - first.received_at >= 2.5
@@ -250,7 +250,7 @@ def test_cancel_while_waiting_sends_nothing(novita_env, monkeypatch, sent):
     assert not at.exception and not at.error
     assert "nothing was sent" in texts(at.info)
     assert run.finished and isinstance(run.tasks[0].error, jobs.Cancelled)  # its work is over: it never sends
-    assert len(novita_env.requests) == 1
+    assert len(novita_env.posts()) == 1
     assert len(at.session_state["history"]) == 1
     assert at.session_state["photo"].name == "mug.jpg"
     assert at.text_area(key="prompt").value == "on a sunny beach at sunset"
@@ -282,7 +282,7 @@ def test_sessions_share_the_keys_budget_and_each_sees_its_place_in_line(novita_e
     while not all(run.finished for run in waiting) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert all(run.finished and isinstance(run.tasks[0].error, jobs.Cancelled) for run in waiting)
-    assert len(novita_env.requests) == 1
+    assert len(novita_env.posts()) == 1
 
 
 # --- refusals of the owner's key ---------------------------------------------------------------------
@@ -305,7 +305,7 @@ def test_owner_key_refusals_say_whose_problem_it_is_and_no_key_is_ever_shown(nov
     at.radio(key="engine_preference").set_value("novita").run()
     replace(at, "in a warehouse")
     assert "paused for everyone" in texts(at.error) and "out of credit" in texts(at.error)
-    assert len(novita_env.requests) == 1
+    assert len(novita_env.posts()) == 1
     at.radio(key="engine_preference").set_value("auto").run()
 
     # with the person's own key, the same refusal is theirs to fix, and the owner's pause does not apply
@@ -314,7 +314,7 @@ def test_owner_key_refusals_say_whose_problem_it_is_and_no_key_is_ever_shown(nov
     assert "your own Novita key" in texts(at.sidebar.success)
     novita_env.script("403-balance")
     replace(at, "in a warehouse")
-    assert novita_env.requests[-1].headers["Authorization"] == f"Bearer {OWN_KEY}"
+    assert novita_env.posts()[-1].headers["Authorization"] == f"Bearer {OWN_KEY}"
     error = texts(at.error)
     assert "Your Novita account has no credit left" in error
     assert "owner" not in error and "paused" not in error
@@ -323,7 +323,7 @@ def test_owner_key_refusals_say_whose_problem_it_is_and_no_key_is_ever_shown(nov
     replace(at, "in a warehouse")
     assert "did not accept your API key" in texts(at.error)
 
-    assert len(novita_env.requests) == 3
+    assert len(novita_env.posts()) == 3
     assert len(at.session_state["history"]) == 1  # the offline result made during the pause
     for secret in (TEST_KEY, OWN_KEY):
         assert not shown_anywhere(sent, secret), "an API key reached the browser"
@@ -370,7 +370,7 @@ def test_the_session_cap_counts_images_in_flight_across_pages(novita_env, monkey
     runs = dict(zip(sizes, at.session_state["runs"]))
     messages = dict(zip(sizes, at.session_state["messages"]))
     assert all(run is None or run.finished for run in runs.values())
-    assert len(novita_env.requests) == 2  # only two images were made
+    assert len(novita_env.posts()) == 2  # only two images were made
     done = sum(run.counts()["done"] for run in runs.values() if run is not None)
     refused = [task.error for run in runs.values() if run is not None for task in run.tasks
                if task.status == "failed"]
@@ -393,7 +393,7 @@ def test_the_daily_ceiling_holds_across_sessions_and_the_third_is_told_why(novit
     for session in sessions:
         replace(session, "in a warehouse")
         assert not session.exception
-    assert len(novita_env.requests) == 2
+    assert len(novita_env.posts()) == 2
     assert [len(s.session_state["history"]) for s in sessions] == [1, 1, 0]
     warning = texts(sessions[2].warning).replace("\\", "")  # the page escapes Markdown; the browser shows none
     assert "2 Novita images a day" in warning and "owner" in warning and "00:00 UTC" in warning, warning
@@ -402,7 +402,7 @@ def test_the_daily_ceiling_holds_across_sessions_and_the_third_is_told_why(novit
     # the offline studio still works for the third
     sessions[2].radio(key="engine_preference").set_value("offline").run()
     replace(sessions[2], "in a warehouse")
-    assert len(sessions[2].session_state["history"]) == 1 and len(novita_env.requests) == 2
+    assert len(sessions[2].session_state["history"]) == 1 and len(novita_env.posts()) == 2
 
 
 def test_a_day_of_zero_turns_novita_off_for_the_owners_key_and_automatic_goes_offline(novita_env, monkeypatch):
@@ -410,8 +410,8 @@ def test_a_day_of_zero_turns_novita_off_for_the_owners_key_and_automatic_goes_of
     at = give_photo(new_app().run())
     replace(at, "in a warehouse")
     assert not at.exception and not at.error
-    assert next(iter(at.session_state["history"])).engine == "offline" and novita_env.requests == []
+    assert next(iter(at.session_state["history"])).engine == "offline" and novita_env.posts() == []
     at.radio(key="engine_preference").set_value("novita").run()
     replace(at, "in a warehouse")
     said = (texts(at.warning) + texts(at.error)).replace("\\", "")
-    assert "turned Novita off" in said and "00:00" not in said and novita_env.requests == []
+    assert "turned Novita off" in said and "00:00" not in said and novita_env.posts() == []

@@ -120,7 +120,7 @@ def test_own_key_from_the_sidebar_is_used_and_never_shown(app, novita_env):
     assert app.session_state["key_field"] == ""  # moved out of the widget: never sent back to the page
     give_photo(app)
     replace(app)
-    assert novita_env.requests[-1].headers["Authorization"] == "Bearer sk_my_own_key_987"
+    assert novita_env.posts()[-1].headers["Authorization"] == "Bearer sk_my_own_key_987"
     assert "sk_my_own_key_987" not in page_text(app)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image
 
 from services import compose, images, masks, novita
@@ -47,31 +46,16 @@ def framed(data: bytes, recipe: dict) -> Framed:
                   backdrop=images.open_image(backdrop) if backdrop else None, framing=recipe.get("framing", "original"),
                   margin=float(recipe.get("margin", 0.08)), shadow=bool(recipe.get("shadow", True)))
     if wanted["background"] == "transparent":
-        made, image = _transparent(layers, wanted)
+        made = compose.transparent(layers, wanted["framing"], wanted["margin"])
     else:
         made = compose.compose(layers, compose.Recipe(**wanted), photo)
-        image = made.image
     notices = []
     if made.backdrop_upscaled:
         notices.append("Your background photo was smaller than the frame, so it was enlarged to cover it.")
     if made.anchored:
         notices.append(f"Your subject is cut by the photo's {' and '.join(made.anchored)} edge, so it stays "
                        "flush with that edge of the frame.")
-    return Framed(image, _placed_photo(photo, made), tuple(notices))
-
-
-def _transparent(layers: masks.Layers, wanted: dict) -> tuple[compose.Composed, Image.Image]:
-    """A framed cut-out: the subject on black and on white, from which its alpha and colours follow exactly
-    (each pixel is a·F + (1 − a)·background, so white − black = (1 − a)·255)."""
-    on = {colour: compose.compose(layers, compose.Recipe(**{**wanted, "background": "colour", "colour": colour,
-                                                            "shadow": False}))
-          for colour in ((0, 0, 0), (255, 255, 255))}
-    black = np.asarray(on[(0, 0, 0)].image, np.float32)
-    white = np.asarray(on[(255, 255, 255)].image, np.float32)
-    alpha = np.clip(255.0 - (white - black).mean(axis=2), 0, 255)
-    colours = np.clip(black * 255.0 / np.maximum(alpha, 1.0)[..., None], 0, 255)
-    rgba = np.dstack([colours, alpha]).round().astype(np.uint8)
-    return on[(0, 0, 0)], Image.fromarray(rgba, "RGBA")
+    return Framed(made.image, _placed_photo(photo, made), tuple(notices))
 
 
 def _placed_photo(photo: Image.Image, made: compose.Composed) -> Image.Image:

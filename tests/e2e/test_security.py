@@ -108,7 +108,7 @@ def test_own_key_from_the_sidebar_is_used_and_never_shown_back(studio, app_novit
     expect(app.page.get_by_text("Using your own Novita key for this session")).to_be_visible()
     app.upload("mug.jpg", jpeg())
     app.replace("in a warehouse", "PNG")
-    assert stub.requests[-1].headers["Authorization"] == f"Bearer {own}"
+    assert stub.posts()[-1].headers["Authorization"] == f"Bearer {own}"
     assert_no_key(app, key=own)
     assert_no_key(app)
 
@@ -136,10 +136,10 @@ def test_two_people_at_once_see_only_their_own_work(studio, app_novita, stub):
     for person in (alice, bob):
         person.wait_for_outcome()
         person.wait_for_slider()
-    assert len(stub.requests) == 2
-    first, second = sorted(stub.requests, key=lambda r: r.received_at)
+    assert len(stub.posts()) == 2  # the paid calls (Alice's key also read her balance)
+    first, second = sorted(stub.posts(), key=lambda r: r.received_at)
     assert second.received_at - first.received_at < stub.latency, "the two runs did not overlap"
-    keys = {r.json["prompt"]: r.headers["Authorization"] for r in stub.requests}
+    keys = {r.json["prompt"]: r.headers["Authorization"] for r in stub.posts()}
     assert keys == {"alice on a beach": f"Bearer {alices_key}", "bob in a forest": f"Bearer {E2E_KEY}"}
     assert not alice.leaks and not bob.leaks
 
