@@ -160,7 +160,8 @@ def retry(name: str) -> None:
     run = session.page(name).run
     if run is None or not run.finished:
         return
-    needed = sum(task.retryable and task.reply is None for task in run.tasks)  # a kept reply is paid for
+    # a kept reply is paid for, and a task Novita accepted is collected again, not bought again
+    needed = sum(task.retryable and task.reply is None and task.handle is None for task in run.tasks)
     if not _fits(name, needed, run.engine):
         return
     run.owner_key = run.engine == engines.NOVITA and not session.own_key()

@@ -81,7 +81,7 @@ def _colour(page: str) -> None:
     st.session_state.setdefault(key, SWATCHES["White"])
     left, right = st.columns([1, 3], vertical_alignment="bottom")
     with left:
-        st.color_picker("Colour", key=key)
+        st.color_picker("Colour", key=key, persist_state="session")
     with right:
         st.pills("Quick colours", list(SWATCHES), key=f"{page}.swatch", on_change=_use_swatch, args=(page,),
                  label_visibility="collapsed")
@@ -97,27 +97,31 @@ def _use_swatch(page: str) -> None:
 def _backdrop(page: str) -> None:
     st.file_uploader("Background photo", type=BACKDROP_TYPES, key=f"{page}.backdrop",
                      help="It covers the whole frame: cropped to fit, never stretched. Up to 30 MB.")
-    prepared, error = _prepared_backdrop(page)
-    if error:
-        st.error(escape_markdown(error), icon=":material/image_not_supported:")
-    elif prepared is not None:
-        width, height = prepared.original_size
-        st.caption(f"Background photo: {width} × {height} px")
-
-
-def _prepared_backdrop(page: str) -> tuple[images.PreparedImage | None, str | None]:
-    """The uploaded backdrop, checked and prepared once per upload with the same guards as any photo."""
     upload = st.session_state.get(f"{page}.backdrop")
-    if upload is None:
-        return None, None
-    kept = st.session_state.get(f"{page}.backdrop.prepared")
-    if kept is None or kept[0] != upload.file_id:
-        try:
-            kept = (upload.file_id, images.prepare(upload.getvalue(), upload.name), None)
+    kept = st.session_state.get(f"{page}.backdrop.prepared")  # (file id, name, prepared or None, refusal)
+    if upload is not None and (kept is None or kept[0] != upload.file_id):
+        try:  # checked and prepared once per upload, with the same guards as any photo
+            kept = (upload.file_id, upload.name, images.prepare(upload.getvalue(), upload.name), None)
         except images.ImageError as exc:
-            kept = (upload.file_id, None, str(exc))
+            kept = (upload.file_id, upload.name, None, str(exc))
         st.session_state[f"{page}.backdrop.prepared"] = kept
-    return kept[1], kept[2]
+    if kept is None:
+        return
+    if kept[3]:
+        st.error(escape_markdown(kept[3]), icon=":material/image_not_supported:")
+        return
+    width, height = kept[2].original_size
+    # kept apart from the uploader, which forgets its file while another background is chosen
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.caption(f"Background photo: {escape_markdown(kept[1])}, {width} × {height} px")
+        if upload is None:
+            st.button("Remove", key=f"{page}.backdrop.remove", icon=":material/close:",
+                      on_click=st.session_state.pop, args=(f"{page}.backdrop.prepared", None))
+
+
+def _prepared_backdrop(page: str) -> images.PreparedImage | None:
+    kept = st.session_state.get(f"{page}.backdrop.prepared")
+    return kept[2] if kept else None
 
 
 def _framing(page: str) -> None:
@@ -141,7 +145,7 @@ def look(page: str, key: str) -> Look:
     framing = FRAMINGS.get(st.session_state.get(f"{page}.framing") or "Original", "original")
     margin = (st.session_state.get(f"{page}.margin", 8) if framing != "original" else 8) / 100
     shadow = bool(st.session_state.get(f"{page}.shadow", True)) and chosen in SHADOWED
-    backdrop = _prepared_backdrop(page)[0] if chosen == OWN else None
+    backdrop = _prepared_backdrop(page) if chosen == OWN else None
     return Look(chosen, colour if HEX.match(colour) else SWATCHES["White"],
                 framing if chosen != NEW_BACKGROUND else "original", margin, shadow, backdrop)
 

@@ -133,7 +133,7 @@ def _single_outcome(run: runs.Run) -> None:
         return
     st.error(escape_markdown(message), icon=":material/error:")  # may quote Novita's own words
     if retryable:  # when Novita answered and was paid, only the previews are remade from its reply
-        paid = task.reply is not None
+        paid = task.reply is not None or task.handle is not None  # collected again, never bought again
         st.button("Try again", key="replace.retry", icon=":material/refresh:",
                   on_click=actions.retry if paid else actions.start_replace, args=("replace",) if paid else ())
 

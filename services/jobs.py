@@ -45,7 +45,7 @@ def certainly_not_processed(error: BaseException) -> bool:
     refused or unresolvable connection), the call was refused before any work (429, an owner-side refusal,
     another 4xx, a 503 that came back quickly), or the app's settings stopped it. A slow 503 may be a gateway
     that gave up on a generation still running, so it counts as spent."""
-    if isinstance(error, (Cancelled, Suspended, novita.ConfigurationError, BudgetExceeded)):
+    if isinstance(error, (Cancelled, Suspended, novita.ConfigurationError, novita.PromptTooLongError, BudgetExceeded)):
         return True
     if isinstance(error, novita.APIConnectionError):
         return not error.sent
@@ -77,7 +77,7 @@ Accepted = Callable[[engines.Handle], None]
 def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, api_key: str | None = None,
          cost: float = 0.0, ledger: Ledger | None = None, account: Account | None = None, owner_key: bool = False,
          cancel: threading.Event | None = None, progress: Progress | None = None,
-         accepted: Accepted | None = None, recipe: dict | None = None) -> engines.ReplaceResult:
+         accepted: Accepted | None = None, recipe: dict | None = None, scope: str = "") -> engines.ReplaceResult:
     """Reserve the image on the ledger, wait for a slot in the key's line, submit to the engine, then collect
     its result (checked and decoded). The reservation is spent the moment the engine accepts the job (a task
     id, or a synchronous image), and `accepted(handle)` is told of a remote task before anything else can
@@ -90,7 +90,7 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
         chosen = engines.engine_for(engine)
     except config.ConfigError as exc:
         raise novita.ConfigurationError(str(exc)) from None
-    job = engines.Job(prepared.data, prompt, image_type, api_key, recipe)
+    job = engines.Job(prepared.data, prompt, image_type, api_key, recipe, scope)
     if not chosen.remote or ledger is None or not api_key:
         return _collect(chosen, _submit(chosen, job, report), job, report, accepted)
     bucket = bucket_for(api_key)
@@ -131,6 +131,26 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
         reservation.spend()
         return _collect(chosen, handle, job, report, accepted)
     raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def collect_again(handle: engines.Handle, prepared: PreparedImage, prompt: str, image_type: str, *,
+                  api_key: str | None = None, progress: Progress | None = None) -> engines.ReplaceResult:
+    """Collect a task Novita already accepted (a retry after its wait ran out or its link died): no POST, no
+    reservation, nothing paid again; the wait starts anew."""
+    report = progress or _silent
+    report(step="Collecting the image Novita was already making: nothing is paid again")
+    job = engines.Job(prepared.data, prompt, image_type, api_key)
+    fresh = engines.Handle(handle.engine, task_id=handle.task_id)  # a new NOVITA_TIMEOUT from now
+    return _collect(engines.REGISTRY[handle.engine], fresh, job, report, None)
+
+
+def collectable(error: BaseException) -> bool:
+    """Whether a task Novita accepted may still give its image after this failure to collect it: its wait ran
+    out, its link died, or a read of it broke. Not after it ended as failed or named a link not fetched."""
+    if isinstance(error, (novita.TaskFailedError, novita.UntrustedLinkError)):
+        return False
+    return isinstance(error, (novita.APIConnectionError, novita.ServerError, novita.LinkExpiredError,
+                              novita.InvalidResponseError))
 
 
 STAGES = {engines.NOVITA: "Sending the photo to Novita", engines.OFFLINE: "Cutting out the subject and painting a backdrop"}

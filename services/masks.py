@@ -4,8 +4,8 @@ Variants of one photo, a change of framing and a Batch retry all need the same s
 old background taken out of the edge, and its soft alpha (`services.offline.subject_layers`). The model runs
 once per photo; the layers are kept in one process-wide cache keyed by the SHA-256 of the photo's bytes.
 
-The cache holds pixels keyed by their content only: no file name, session, key or person. Two people who
-upload the same bytes share one entry, and learn nothing from it they did not already hold. It is bounded
+Entries are kept apart by `scope` (the run's session): a person's pixels are reused for that person only,
+so no visitor can learn from a quick answer that another already sent the same photo. The cache is bounded
 by bytes, least recently used first out; two threads asking for the same photo at once compute it once.
 """
 
@@ -58,10 +58,11 @@ class Layers:
         return self.subject.nbytes + self.alpha.nbytes
 
 
-def layers(data: bytes) -> Layers:
-    """The subject layers of the photo in `data`, from the cache or made now (and kept). Bytes that are not
-    a usable photo raise `images.ImageError`, a sentence for a person; nothing is kept for them."""
-    key = hashlib.sha256(data).hexdigest()
+def layers(data: bytes, scope: str = "") -> Layers:
+    """The subject layers of the photo in `data`, from the cache of `scope` (a session) or made now (and
+    kept). Bytes that are not a usable photo raise `images.ImageError`, a sentence for a person; nothing is
+    kept for them."""
+    key = f"{scope}:{hashlib.sha256(data).hexdigest()}"
     with _lock:
         found = _kept.get(key)
         if found is not None:

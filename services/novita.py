@@ -181,6 +181,7 @@ class TaskFailedError(NovitaError):
         words = (reason or "").lower()
         self.about_content = any(w in words for w in ("content", "nsfw", "prompt", "sensitive", "policy",
                                                         "moderation", "illegal", "safety"))
+        self.retryable = not self.about_content  # the same words would be refused again: rephrase first
 
 
 class TaskTimeoutError(APITimeoutError):
@@ -488,12 +489,12 @@ def _task_state(content: bytes) -> TaskState:
     except (ValueError, KeyError, TypeError):
         raise InvalidResponseError("task result has no task status") from None
     url = kind = None
-    if status == "SUCCEED":
-        try:
-            first = payload["images"][0]
-            url, kind = str(first["image_url"]), str(first.get("image_type") or "").lower() or None
-        except (KeyError, IndexError, TypeError):
-            raise InvalidResponseError("task succeeded without an image link") from None
+    if status == "SUCCEED":  # with no usable link (an output filtered out, say) it ends as failed, below
+        images_ = payload.get("images")
+        first = images_[0] if isinstance(images_, list) and images_ and isinstance(images_[0], dict) else {}
+        link = first.get("image_url")
+        url = link if isinstance(link, str) and link.strip() else None
+        kind = str(first.get("image_type") or "").lower() or None
     reason = task.get("reason")
     return TaskState(status[:40], _number(task.get("progress_percent")), _number(task.get("eta")),
                      str(reason)[:BODY_EXCERPT] if reason else None, url, kind)
@@ -571,6 +572,9 @@ def wait_for_edit(task_id: str, image_type: str, *, api_key: str | None = None, 
         if state.status == "FAILED":
             log.warning("qwen-image-edit: task %s failed at Novita: %s", task_id, state.reason or "no reason given")
             raise TaskFailedError(task_id, state.reason)
+        if state.status == "SUCCEED" and state.image_url is None:
+            log.warning("qwen-image-edit: task %s succeeded without an image link", task_id)
+            raise TaskFailedError(task_id, state.reason or "Novita finished the task without an image")
         if state.status == "SUCCEED":
             result = _collect(task_id, state, api_key, base_url, time.monotonic() - started, image_type)
             log.info("qwen-image-edit: task %s collected after %d polls in %.1f s", task_id, polls, result.seconds)
@@ -610,6 +614,7 @@ def _collect(task_id: str, state: TaskState, api_key: str | None, base_url: str 
 
 
 BALANCE_PATH = "/openapi/v1/billing/balance/detail"
+BALANCE_TIMEOUT = (2.0, 3.0)
 
 
 def available_balance(*, api_key: str | None = None, base_url: str | None = None) -> float | None:
@@ -619,7 +624,7 @@ def available_balance(*, api_key: str | None = None, base_url: str | None = None
         key, root, _ = _settings("png", "", api_key, base_url, None)
         response = _session().get(root + BALANCE_PATH, headers={"Authorization": f"Bearer {key}",
                                                                 "Accept": "application/json"},
-                                  timeout=(config.CONNECT_TIMEOUT, POLL_READ_TIMEOUT))
+                                  timeout=BALANCE_TIMEOUT)  # read while the sidebar draws: never long
         if response.status_code != 200:
             log.info("balance: HTTP %s", response.status_code)
             return None

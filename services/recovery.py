@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,9 @@ from services.store import Receipt, Store
 
 log = logging.getLogger(__name__)
 BOOT = uuid.uuid4().hex[:16]  # this process: its own receipts are its live workers' business
+# A receipt another process wrote is collected only once that process's own wait for it must have ended
+# (NOVITA_TIMEOUT after its submission, and this much more): a replica still alive finishes its own tasks.
+GRACE_SECONDS = 15.0
 OWNER = "recovery"  # the pools' owner for collection work, served in turn with every session
 
 
@@ -82,11 +86,37 @@ def collect_orphans(store: Store | None) -> int:
                         "own, or the owner's, now unset); its result cannot be collected")
             _drop(store, receipt)
         else:
-            workers.sends().submit(OWNER, lambda r=receipt: _collect(store, r), limit=4)
+            _when_due(store, receipt)
             queued += 1
     if queued:
         log.info("recovery: collecting %d task(s) left by an earlier start, without submitting them again", queued)
     return queued
+
+
+def _when_due(store: Store, receipt: Receipt) -> None:
+    """Queue the collection once the process that wrote the receipt would have given up on it."""
+    try:
+        limit = config.timeout()
+    except config.ConfigError:
+        limit = config.DEFAULT_TIMEOUT
+    due = receipt.submitted + limit + GRACE_SECONDS - time.time()
+    if due <= 0:
+        _queue(store, receipt)
+        return
+    timer = threading.Timer(due, _queue, args=(store, receipt))
+    timer.daemon = True
+    timer.start()
+
+
+def _queue(store: Store, receipt: Receipt) -> None:
+    """Collect `receipt` unless its own process collected it meanwhile (and removed it)."""
+    try:
+        still = any(kept.key == receipt.key for kept in store.receipts())
+    except OSError as exc:
+        log.warning("%s; a task left by an earlier start is not collected now", exc)
+        return
+    if still:
+        workers.sends().submit(OWNER, lambda: _collect(store, receipt), limit=4)
 
 
 def _collect(store: Store, receipt: Receipt) -> None:

@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 
 MAX_BYTES = 30 * 1024 * 1024  # the largest image Novita documents
 CONNECT_TIMEOUT = 10.0
-READ_TIMEOUT = 30.0  # between two reads of the body
+READ_TIMEOUT = 10.0  # between two reads of the body: a link that trickles is given up on
 TOTAL_SECONDS = 60.0  # the whole body, however it trickles
-CHUNK = 256 * 1024
+CHUNK = 64 * 1024  # small reads, so the whole-body deadline is looked at often
 
 
 class RefusedURL(ValueError):

@@ -204,7 +204,7 @@ class Run:
                 task.status = RUNNING
             task.started = time.monotonic()
             task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
-                                   progress=task._progress, recipe=self.recipe)
+                                   progress=task._progress, recipe=self.recipe, scope=str(id(self._owner)))
             self._finish(task, attempt, spending)
         except Exception as exc:  # one photo's failure never stops the others
             self._fail(task, attempt, exc)
@@ -216,7 +216,11 @@ class Run:
                 return
             task.status = RUNNING
         try:
-            if task.reply is None:
+            if task.reply is None and task.handle is not None:  # accepted before: collect it, never pay again
+                task.started = time.monotonic()
+                task.reply = jobs.collect_again(task.handle, task.prepared, task.prompt, self.image_type,
+                                                api_key=spending.api_key, progress=task._progress)
+            elif task.reply is None:
                 task.started = time.monotonic()  # its time at Novita and after, not its wait for a worker
                 task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
                                        api_key=spending.api_key, cost=spending.price, ledger=spending.ledger,
@@ -224,7 +228,7 @@ class Run:
                                        progress=task._progress,
                                        accepted=lambda handle: self._accepted(task, handle, spending))
         except Exception as exc:
-            if not isinstance(exc, novita.TaskTimeoutError):  # a task still running may be collected later
+            if not jobs.collectable(exc):  # else the accepted task is collected by a retry or a later start
                 self._drop_receipt(task)
             self._fail(task, attempt, exc)
             return

@@ -285,6 +285,8 @@ class LocalStore(Store):
         with self._db() as db:
             db.execute("DELETE FROM items WHERE owner = ?", (owner,))
         shutil.rmtree(self.root / owner, ignore_errors=True)
+        for receipt in (self.root / "receipts").glob(f"{owner}-*.zip"):  # tasks in flight, with their photos
+            receipt.unlink(missing_ok=True)
 
 
     def _receipt_path(self, receipt_key: str) -> Path:
@@ -413,6 +415,14 @@ class S3Store(Store):
     def forget(self, owner: str) -> None:
         _check(owner)
         self._delete_keys([key for key, _, _ in self._list(owner)])
+        pages = self._call("get_paginator", operation_name="list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}receipts/{owner}-")
+        try:  # tasks in flight, with their photos
+            self._delete_keys([obj["Key"] for page in pages for obj in page.get("Contents", [])])
+        except StoreError:
+            raise
+        except Exception as exc:  # botocore's errors, imported lazily
+            raise StoreError(f"history store bucket: {type(exc).__name__}") from exc
 
 
     def put_receipt(self, receipt: Receipt) -> None:

@@ -119,7 +119,7 @@ def test_own_backdrop_asks_for_its_photo_then_covers_the_frame(at):
     assert "Add a background photo first" in " ".join(str(w.value) for w in at.warning)
     assert not list(at.session_state["history"])
     at.file_uploader(key="replace.backdrop").set_value(("rocket.png", backdrop_photo(), "image/png")).run()
-    assert any("Background photo: 300 × 200 px" in str(c.value) for c in at.caption)
+    assert any("Background photo: rocket.png, 300 × 200 px" in str(c.value) for c in at.caption)
     press(at, "JPEG")
     assert not at.exception and not at.error
     item = only_item(at)

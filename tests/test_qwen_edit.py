@@ -146,7 +146,7 @@ def test_a_failed_task_carries_novitas_reason(env, caplog):
     env.script(Fault("task-failed", message="prompt flagged by content policy"))
     with pytest.raises(novita.TaskFailedError) as caught:
         run()
-    assert caught.value.about_content and caught.value.retryable
+    assert caught.value.about_content and not caught.value.retryable  # the same words would be refused again
     assert any("content policy" in r.message for r in caplog.records)
 
 
@@ -251,3 +251,18 @@ def test_a_name_that_connected_to_a_private_address_is_refused_before_its_body_i
     with pytest.raises(remote_image.RefusedURL):
         remote_image._check_peer(Reply("10.1.2.3"), "https://store.example/x.png")
     remote_image._check_peer(Reply("8.8.8.8"), "https://store.example/x.png")
+
+
+def test_a_task_that_succeeded_without_an_image_ends_at_once_as_failed(env, monkeypatch):
+    """An output filtered out comes back as SUCCEED with no image: no waiting out the timeout, no forged link."""
+    real = novita._task_state
+
+    def no_image(content):
+        state = real(content)
+        return state if state.status != "SUCCEED" else novita.TaskState("SUCCEED")
+
+    monkeypatch.setattr(novita, "_task_state", no_image)
+    started = time.monotonic()
+    with pytest.raises(novita.TaskFailedError):
+        run()
+    assert time.monotonic() - started < 15 and not env.image_fetches()

@@ -31,6 +31,7 @@ class Job:
     image_type: str
     api_key: str | None = field(default=None, repr=False)
     recipe: dict | None = field(default=None, repr=False)  # a background made here: colour, backdrop, framing…
+    scope: str = ""  # whose run it is: a cut subject is reused within one session only
 
 
 @dataclass(frozen=True)

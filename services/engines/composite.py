@@ -20,7 +20,7 @@ class Composite:
 
     def submit(self, job: Job) -> Handle:
         started = time.monotonic()
-        made = framed(job.data, job.recipe or {})
+        made = framed(job.data, job.recipe or {}, job.scope)
         data = images.encode(made.image, job.image_type)
         result = novita.ReplaceResult(data, job.image_type, time.monotonic() - started, decoded=made.image,
                                       before=made.before, notices=made.notices)
@@ -37,10 +37,10 @@ class Framed:
     notices: tuple[str, ...]
 
 
-def framed(data: bytes, recipe: dict) -> Framed:
+def framed(data: bytes, recipe: dict, scope: str = "") -> Framed:
     """The photo's subject (its mask made once per photo and reused) on the background and in the frame
     `recipe` asks for, and the photo placed the same way for the slider's before side."""
-    photo, layers = images.open_image(data), masks.layers(data)
+    photo, layers = images.open_image(data), masks.layers(data, scope)
     backdrop = recipe.get("backdrop")
     wanted = dict(background=recipe.get("background", "colour"), colour=tuple(recipe.get("colour", (255, 255, 255))),
                   backdrop=images.open_image(backdrop) if backdrop else None, framing=recipe.get("framing", "original"),

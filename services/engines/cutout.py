@@ -13,7 +13,7 @@ class Cutout:
         def make() -> bytes:
             if job.image_type not in ("png", "webp"):  # before the model runs: JPEG has no transparency
                 raise ValueError(offline.NO_TRANSPARENT_JPEG)
-            cut = masks.layers(job.data)  # the subject is cut once per photo and reused
+            cut = masks.layers(job.data, job.scope)  # the subject is cut once per photo and reused
             return offline.alone(cut.subject, cut.alpha, job.image_type)
 
         return timed(self.name, make, job.image_type)

@@ -11,7 +11,7 @@ class Studio:
 
     def submit(self, job: Job) -> Handle:
         def make() -> bytes:
-            cut = masks.layers(job.data)  # the subject is cut once per photo: variants reuse it
+            cut = masks.layers(job.data, job.scope)  # the subject is cut once per photo: variants reuse it
             return offline.on_backdrop(cut.subject, cut.alpha, job.prompt, job.image_type)
 
         return timed(self.name, make, job.image_type)

@@ -57,7 +57,7 @@ def test_own_backdrop_photo(studio, app_offline, stub):
     backdrop = app.page.locator('[data-testid="stFileUploader"]').filter(has_text="Background photo")
     app.act(lambda: backdrop.locator('input[type="file"]').set_input_files(
         files=[{"name": "rocket.jpg", "mimeType": "image/jpeg", "buffer": real_jpeg(data.rocket())}]))
-    expect(app.page.get_by_text("Background photo: 640 × 427 px")).to_be_visible()
+    expect(app.page.get_by_text("Background photo: rocket.jpg, 640 × 427 px")).to_be_visible()
     app.choose_format("JPEG")
     app.press_replace()
     expect(app.result_download("JPEG")).to_be_visible()
