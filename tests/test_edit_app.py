@@ -183,3 +183,17 @@ def test_a_pasted_key_shows_that_accounts_balance_and_never_the_key(at, edit_env
     assert len(reads) == 1 and reads[0].headers["Authorization"] == f"Bearer {own}"
     at.run()
     assert len([r for r in edit_env.requests if r.path.startswith("/openapi/")]) == 1  # read once, then kept
+
+
+def test_try_again_after_the_wait_ran_out_collects_the_same_task_without_paying_again(edit_env, monkeypatch):
+    monkeypatch.setenv("NOVITA_TIMEOUT", "3")
+    edit_env.latency = 3.6  # longer than the app waits: the first wait runs out, the task goes on at Novita
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    run_replace(at)
+    errors = " ".join(str(e.value) for e in at.error)
+    assert "did not finish the image within 3 s" in errors
+    at.button(key="replace.retry").click().run()
+    assert not at.error, [str(e.value) for e in at.error]
+    assert len(at.session_state["history"]) == 1
+    assert len(edit_env.posts()) == 1 and at.session_state["account"].images == 1  # collected, not bought again
