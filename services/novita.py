@@ -421,14 +421,7 @@ def _maybe_encoding(status: int, content: bytes) -> bool:
 
 def _task_id(content: bytes, headers, request_id: str | None, secret: str) -> str:
     """The task id from an accepted POST; a 200 that carries Novita's error shape is that error."""
-    try:
-        payload = json.loads(content)
-    except ValueError:
-        raise InvalidResponseError("reply body is not JSON") from None
-    if isinstance(payload, dict) and "task_id" not in payload and ("reason" in payload or "code" in payload):
-        code = payload.get("code")
-        status = code if isinstance(code, int) and 400 <= code < 600 else 500
-        raise status_error(status, content, headers, request_id, secret=secret, model=EDIT_MODEL)
+    payload = _reply(content, "task_id", headers, request_id, secret, EDIT_MODEL)
     task_id = payload.get("task_id") if isinstance(payload, dict) else None
     if not isinstance(task_id, str) or not 0 < len(task_id) <= 128 or not set(task_id) <= TASK_ID_CHARS:
         raise InvalidResponseError("reply has no usable task_id")
@@ -734,14 +727,7 @@ def _decode_image(content: bytes, image_type: str, headers, request_id: str | No
     """The image bytes from a 200 body (converted to `image_type` when Novita sent another type), and
     their decoded pixels, which prove the image whole and serve the previews. A 200 that carries Novita's
     error shape and no image is that error."""
-    try:
-        payload = json.loads(content)
-    except ValueError:
-        raise InvalidResponseError("reply body is not JSON") from None
-    if isinstance(payload, dict) and "image_file" not in payload and ("reason" in payload or "code" in payload):
-        code = payload.get("code")
-        status = code if isinstance(code, int) and 400 <= code < 600 else 500
-        raise status_error(status, content, headers, request_id, secret=secret)
+    payload = _reply(content, "image_file", headers, request_id, secret, SEED_MODEL)
     try:
         encoded = payload["image_file"]
         if "," in encoded[:100] and encoded.startswith("data:"):
@@ -761,6 +747,19 @@ def _decode_image(content: bytes, image_type: str, headers, request_id: str | No
         return images.encode(decoded, image_type), True, decoded
     except images.ImageError:
         raise InvalidResponseError("reply image could not be decoded") from None
+
+
+def _reply(content: bytes, wanted: str, headers, request_id: str | None, secret: str, model: str):
+    """The JSON of a 200 reply; one that carries Novita's error shape instead of `wanted` is that error."""
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        raise InvalidResponseError("reply body is not JSON") from None
+    if isinstance(payload, dict) and wanted not in payload and ("reason" in payload or "code" in payload):
+        code = payload.get("code")
+        status = code if isinstance(code, int) and 400 <= code < 600 else 500
+        raise status_error(status, content, headers, request_id, secret=secret, model=model)
+    return payload
 
 
 def _parse_error_body(content: bytes) -> tuple[str | None, str | None]:
