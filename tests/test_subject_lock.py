@@ -13,7 +13,7 @@ from PIL import Image
 
 from bench import real_photos
 from services import offline
-from services.subject_lock import LOCK_MIN_IOU, fit_to, lay_subject_back
+from services.subject_lock import LOCK_MIN_IOU, LOCK_MIN_STRUCTURE, fit_to, lay_subject_back
 from tests.novita_stub import render_edit
 
 SIZE, SEED, PROMPT = (480, 360), 3, "on a beach at dusk"
@@ -202,3 +202,19 @@ def test_a_scene_not_fitted_to_the_photo_is_refused():
     photo, _ = composite(KEPT[0])
     with pytest.raises(ValueError, match="fit"):
         lay_subject_back(photo, photo.resize((400, 300)))
+
+
+# Kept by the stand-in, but its painted frame makes the subject model read the whole inner picture as the
+# subject: the shapes disagree, the edges where the photo's subject stands still match.
+MISREAD = ("horse:space-suit-on-garage", "portrait:fur-on-grass", "portrait:coat-on-launch-towers")
+
+
+@pytest.mark.parametrize("name", MISREAD)
+def test_a_kept_subject_the_model_misreads_in_the_scene_is_locked_by_its_edges(name):
+    photo, _ = composite(name)
+    kept = lay_subject_back(photo, edited(photo))
+    assert kept.locked and kept.structure >= LOCK_MIN_STRUCTURE
+    solid = grown(offline.subject_layers(photo)[1] == 255, 2, erode=True)  # where the cut-out holds the subject
+    assert p99(kept.image, photo, solid) <= 3
+    moved = lay_subject_back(photo, edited(photo, "moved"))
+    assert not moved.locked and moved.structure < LOCK_MIN_STRUCTURE
