@@ -99,6 +99,8 @@ def what_is_kept() -> None:
     span = f"{hours:g} hour{'s' if hours != 1 else ''}"
     where = "in this app's storage" if isinstance(kept, store.S3Store) else "on this server"
     with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-        st.caption(f"Your results stay {where} for {span} after you make them, visible only in this browser.")
+        cleared = "" if isinstance(kept, store.S3Store) else (
+            " A restart of the app clears this server's disk, and them with it: download the ones you want to keep.")
+        st.caption(f"Your results stay {where} for {span} after you make them, visible only in this browser.{cleared}")
         st.button("Forget my photos", key="keeper.forget", on_click=_forget, icon=":material/delete_forever:",
                   help="Deletes every result of this browser from the server now.")

@@ -43,6 +43,8 @@ def novita_env(monkeypatch, stub, tmp_path):
     """Environment pointing the app at the stand-in with a test key; no other NOVITA_* leaks in, and the
     history store is this test's own folder."""
     for name in ("NOVITA_API_KEY", "NOVITA_BASE_URL", "NOVITA_TIMEOUT", "NOVITA_MODEL", "NOVITA_PRICE_PER_IMAGE", "APP_PASSWORD",
+                 "MAX_IMAGES_PER_DAY", "SEND_WORKERS", "BATCH_CONCURRENCY", "NOVITA_OWNER_PAUSE_SECONDS",
+                 "APP_PASSWORD_LOCK_AFTER",
                  "MAX_IMAGES_PER_SESSION", "RATE_LIMIT_REDIS_URL", "RATE_LIMIT_WINDOW_SECONDS",
                  "HISTORY_TTL_HOURS", "HISTORY_STORE_URL", "HISTORY_STORE_MAX_MB"):
         monkeypatch.delenv(name, raising=False)
