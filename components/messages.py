@@ -7,6 +7,8 @@ from services import budget, images, jobs, novita, quota
 
 UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
               "happening, try another photo.")
+ROUGHER_CUTOUTS = ("Cut-outs made on this server are rougher here: the subject model installs only on Python 3.12 "
+                   "and older. For better ones, deploy the app on Python 3.12.")
 OFFLINE_STILL_WORKS = ("The offline studio still works: choose it in the sidebar, or paste your own Novita key "
                        "there.")
 

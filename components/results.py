@@ -8,7 +8,8 @@ import streamlit as st
 
 from components.compare import compare
 from components.text import escape_markdown
-from services import engines, offline
+from components.messages import ROUGHER_CUTOUTS
+from services import engines, offline, subject_model
 from services.history import History, HistoryItem
 
 MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
@@ -37,6 +38,8 @@ def result_panel(item: HistoryItem, *, key: str) -> None:
     """The before/after slider of one result, what made it, and its download button."""
     compare(item.before_preview, item.after_preview, key=item.id)
     st.caption(f"“{escape_markdown(item.prompt)}” · {describe(item)}")
+    if item.engine in (engines.OFFLINE, engines.CUTOUT, engines.COMPOSITE) and subject_model.default_path() is None:
+        st.caption(ROUGHER_CUTOUTS)
     if item.engine == engines.OFFLINE:
         st.caption(f"Made offline. {offline.DESCRIPTION}")
     elif item.engine == engines.CUTOUT:

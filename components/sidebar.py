@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from components import actions, gate, keeper, messages, session, tally
-from services import config, engines
+from services import config, engines, subject_model
 
 ENGINE_CHOICES = {
     engines.AUTO: "Automatic",
@@ -60,6 +60,8 @@ def sidebar() -> None:
         st.radio("Engine", list(ENGINE_CHOICES), format_func=ENGINE_CHOICES.get, key=session.ENGINE_KEY,
                  persist_state="session",
                  help="Automatic uses Novita when a key is set and the offline studio otherwise.")
+        if subject_model.default_path() is None:  # e.g. Python 3.13, where its wheel does not install
+            st.caption(messages.ROUGHER_CUTOUTS)
         if session.own_key():
             st.success("Using your own Novita key for this session. It is not stored anywhere else.",
                        icon=":material/key:")

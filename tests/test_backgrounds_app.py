@@ -179,3 +179,23 @@ def test_variants_make_one_result_for_a_background_with_nothing_to_vary(at):
     at.button(key="variants.start").click().run()
     assert not at.exception and not at.error
     assert [item.prompt for item in at.session_state["history"]] == ["white"]
+
+
+def test_without_the_subject_model_the_page_says_cut_outs_are_rougher_and_how_to_get_better(at, monkeypatch):
+    """As on Python 3.13, where the model's wheel does not install: GrabCut cuts out, and the person is told."""
+    from services import masks, subject_model
+
+    installed = subject_model.default_path()
+    monkeypatch.setattr(subject_model, "default_path", lambda: None)
+    subject_model.use(None)
+    try:
+        at.run()
+        assert any("deploy the app on Python 3.12" in str(c.value) for c in at.sidebar.caption)
+        use_sample(at)
+        choose(at, PLAIN)
+        press(at)
+        assert not at.exception and not at.error
+        assert any("rougher" in str(c.value) for c in at.caption)
+    finally:
+        subject_model.use(installed)  # the model again for the tests after this one
+        masks.clear()
