@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import re
 import threading
@@ -63,6 +64,31 @@ _FIT_FRAME = """
 """  # the package's module-level `components` is swapped while it writes
 
 
+# Juxtapose draws its two images with no alt text and its handle with no name: both are given here, once
+# juxtapose has built the slider. `names` is JSON with "<" escaped, so a prompt cannot close the script.
+_NAMES = """
+<script>
+(function () {
+  var names = %s;
+  function name() {
+    var before = document.querySelector(".jx-image.jx-left img"), after = document.querySelector(".jx-image.jx-right img");
+    if (before) { before.alt = names.before; }
+    if (after) { after.alt = names.after; }
+    var handle = document.querySelector(".jx-controller");
+    if (handle) { handle.setAttribute("aria-label", names.handle); }
+  }
+  window.addEventListener("load", function () { name(); setTimeout(name, 50); setTimeout(name, 500); });
+})();
+</script>
+"""
+
+
+def _names(alt: str) -> str:
+    names = {"before": "Before: your photo", "after": alt,
+             "handle": "Before and after: move with the left and right arrow keys"}
+    return _NAMES % json.dumps(names).replace("<", "\\u003c")
+
+
 def _jpeg_uri(data: bytes) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
 
@@ -99,12 +125,15 @@ def _markup(before_preview: bytes, after_preview: bytes, width: int) -> tuple[st
     return html + _FIT_FRAME, int(written["height"])
 
 
-def compare(before_preview: bytes, after_preview: bytes, *, key: str, width: int = WIDTH) -> None:
+def compare(before_preview: bytes, after_preview: bytes, *, key: str, width: int = WIDTH,
+            alt: str = "Result") -> None:
     """Render the slider from two preview JPEGs (already downscaled, transparency on a checkerboard);
-    `key` names the result, so its markup is written once per session and reused on every rerun."""
+    `key` names the result, so its markup is written once per session and reused on every rerun; `alt` says
+    what the result is ("Result: <prompt>")."""
     cache: dict[str, tuple[str, int]] = st.session_state.setdefault(CACHE_KEY, {})
     if key not in cache:
-        cache[key] = _markup(before_preview, after_preview, width)
+        html, height = _markup(before_preview, after_preview, width)
+        cache[key] = html + _names(alt), height
         while len(cache) > CACHE_SIZE:
             cache.pop(next(iter(cache)))
     html, height = cache[key]

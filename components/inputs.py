@@ -49,7 +49,7 @@ def photo_picker() -> session.Photo | None:
     if photo is not None:
         width, height = photo.prepared.original_size
         left, right = st.columns([1, 3], vertical_alignment="center")
-        left.image(photo.chip, output_format="JPEG")
+        left.image(photo.chip, output_format="JPEG", alt=f"Your photo: {photo.name}")
         right.markdown(f"**Photo in use:** {escape_markdown(photo.name)}  \n{width} × {height} px")
         for notice in photo.prepared.notices:
             right.caption(notice)

@@ -36,7 +36,7 @@ def download_button(item: HistoryItem, *, key: str, primary: bool = False, label
 
 def result_panel(item: HistoryItem, *, key: str) -> None:
     """The before/after slider of one result, what made it, and its download button."""
-    compare(item.before_preview, item.after_preview, key=item.id)
+    compare(item.before_preview, item.after_preview, key=item.id, alt=f"Result: {item.prompt}")
     st.caption(f"“{escape_markdown(item.prompt)}” · {describe(item)}")
     if item.engine in (engines.OFFLINE, engines.CUTOUT, engines.COMPOSITE) and subject_model.default_path() is None:
         st.caption(ROUGHER_CUTOUTS)
@@ -66,7 +66,8 @@ def gallery(history: History, *, key: str, on_open: Callable[[str], None], open_
     for start in range(0, len(items), COLUMNS):
         for column, item in zip(st.columns(COLUMNS), items[start:start + COLUMNS]):
             with column.container(border=True):
-                st.image(item.thumbnail, width="stretch", output_format="JPEG")  # known: no sniffing per rerun
+                st.image(item.thumbnail, width="stretch", output_format="JPEG",  # known: no sniffing per rerun
+                         alt=f"Result: {item.prompt}")
                 st.markdown(f"**{escape_markdown(item.prompt)}**  \n:gray[{describe(item)}]")
                 with st.container(horizontal=True, gap="small"):
                     st.button(open_label, key=f"{key}.open.{item.id}", on_click=on_open, args=(item.id,),

@@ -198,12 +198,12 @@ def variant_grid() -> None:
     if not done:
         return
     picked = next((i for i in done if i.id == page.opened), done[0])
-    compare(picked.before_preview, picked.after_preview, key=picked.id)
+    compare(picked.before_preview, picked.after_preview, key=picked.id, alt=f"Result: {picked.prompt}")
     st.caption(f"“{escape_markdown(picked.prompt)}” · {describe(picked)}")
     for start_at in range(0, len(done), 2):
         for column, item in zip(st.columns(2), done[start_at:start_at + 2]):
             with column.container(border=True):
-                st.image(item.after_preview, width="stretch")
+                st.image(item.after_preview, width="stretch", alt=f"Result: {item.prompt}")
                 st.markdown(f"**{escape_markdown(item.prompt)}**")
                 open_col, download_col = st.columns(2)
                 open_col.button("Open in slider", key=f"variants.open.{item.id}", icon=":material/open_in_full:",
