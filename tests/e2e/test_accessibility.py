@@ -139,3 +139,22 @@ def test_password_gate(chromium, app_gated):
         assert_clean(page, "password gate after a wrong password")
     finally:
         context.close()
+
+
+def test_the_run_button_download_and_slider_work_from_the_keyboard(studio, app_offline):
+    """Juxtapose 1.1.6 puts its handle in the tab order and moves it 1 % per Left or Right arrow key (and
+    Enter or Space on either image shows mostly that side); the run button and Download are real buttons."""
+    app = with_result(studio, app_offline)
+    for name in ("Replace background", "Download PNG"):
+        button = app.page.get_by_role("button", name=name, exact=True).first
+        assert button.evaluate("b => b.tagName === 'BUTTON' && b.tabIndex >= 0 && !b.disabled"), name
+    frame = app.wait_for_slider()
+    handle = frame.locator(".jx-controller")
+    assert handle.get_attribute("tabindex") == "0"
+    assert handle.get_attribute("aria-label") == "Before and after: move with the left and right arrow keys"
+    assert app.handle_position() == pytest.approx(50, abs=1)
+    handle.focus()
+    for _ in range(5):
+        handle.press("ArrowLeft")
+    assert app.handle_position() == pytest.approx(45, abs=1)
+    assert frame.locator(".jx-image.jx-right img").get_attribute("alt") == "Result: in a warehouse"
