@@ -123,9 +123,8 @@ def start_variants() -> None:
     page.message = None
     if is_running("variants"):
         return
-    photo, prompts = session.photo(), inputs.idea_prompts()
-    if _prompt_free("variants"):
-        prompts = [_prompt_free("variants")]  # no background to vary: one result
+    free = _prompt_free("variants")
+    photo, prompts = session.photo(), [free] if free else inputs.idea_prompts()  # nothing to vary: one result
     if photo is None:
         page.message = "Add a photo first: upload one, take one, or try a sample."
     elif not prompts:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from services import config, engines, images, novita, subject_lock
+from services import config, engines, images, masks, novita, subject_lock
 from services.budget import Account, BudgetExceeded, Ledger
 from services.history import HistoryItem
 from services.images import PreparedImage
@@ -186,7 +186,7 @@ def novita_stage(state: novita.TaskState) -> str:
 def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str,
            result: engines.ReplaceResult, *, engine: str, source_name: str, cost: float = 0.0,
            started: float | None = None, progress: Progress | None = None, lock: bool = False,
-           item_id: str | None = None) -> HistoryItem:
+           item_id: str | None = None, scope: str = "") -> HistoryItem:
     """The second half of `make_item`: the result fitted to the photo (and, with `lock`, the photo's own
     subject laid back: the caller asks it only of an engine that redraws), its previews, and the history
     item that holds it all."""
@@ -204,7 +204,8 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
         decoded, changed = subject_lock.fit_to(decoded, prepared.size), True
     if lock:
         report(stage="Laying your subject back over the new scene")
-        locked = subject_lock.lay_subject_back(images.open_image(prepared.data), decoded)
+        locked = subject_lock.lay_subject_back(images.open_image(prepared.data), decoded,
+                                               masks.layers(prepared.data, scope))  # cut once per photo
         if locked.locked:
             decoded, changed = locked.image, True
             notices.append("Your subject is the photo's own, laid over Novita's new scene.")

@@ -143,7 +143,7 @@ def _keep(store: Store, receipt: Receipt, result: engines.ReplaceResult) -> None
         item = jobs.finish(prepared, prepared.preview, receipt.prompt, receipt.image_type, result,
                            engine=engines.REGISTRY[receipt.engine].family, source_name=receipt.source_name,
                            cost=receipt.cost, lock=receipt.lock and engines.REGISTRY[receipt.engine].redraws,
-                           item_id=item_id(receipt.task_id))
+                           item_id=item_id(receipt.task_id), scope=receipt.owner)
         store.put(receipt.owner, item)
     except (images.ImageError, OSError) as exc:
         log.warning("recovery: a collected result could not be kept (%s)", exc)

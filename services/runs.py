@@ -176,6 +176,11 @@ class Run:
                                seconds=t.seconds if t.released else None) for t in self.tasks]
 
     @property
+    def _scope(self) -> str:
+        """Whose run it is, for what may be reused within one session only (a photo's cut subject)."""
+        return str(id(self._owner))
+
+    @property
     def _owner(self) -> Hashable:
         return self.owner if self.owner is not None else id(self)
 
@@ -204,7 +209,7 @@ class Run:
                 task.status = RUNNING
             task.started = time.monotonic()
             task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
-                                   progress=task._progress, recipe=self.recipe, scope=str(id(self._owner)))
+                                   progress=task._progress, recipe=self.recipe, scope=self._scope)
             self._finish(task, attempt, spending)
         except Exception as exc:  # one photo's failure never stops the others
             self._fail(task, attempt, exc)
@@ -260,7 +265,7 @@ class Run:
                            engine=self.engine, source_name=task.source_name, cost=spending.price,
                            started=task.started, progress=task._progress,
                            lock=self.lock and task.handle is not None and engines.REGISTRY[task.handle.engine].redraws,
-                           item_id=recovery.item_id(task_id) if task_id else None)
+                           item_id=recovery.item_id(task_id) if task_id else None, scope=self._scope)
         if self.keep is not None and task.attempt == attempt:
             self.keep(item)  # kept before the page hears of it: a tab closed meanwhile loses nothing
         self._drop_receipt(task)

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from services import offline
+from services import masks, offline
 
 __all__ = ["LOCK_MIN_IOU", "LOCK_MIN_STRUCTURE", "Locked", "fit_to", "lay_subject_back"]
 
@@ -51,18 +51,20 @@ def fit_to(scene: Image.Image, size: tuple[int, int]) -> Image.Image:
     return rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
 
 
-def lay_subject_back(photo: Image.Image, scene: Image.Image) -> Locked:
+def lay_subject_back(photo: Image.Image, scene: Image.Image, layers: masks.Layers | None = None) -> Locked:
     """The model's new scene (already fitted to the photo's size) with the photo's own subject laid over it, at
     full resolution with a soft edge, when the model kept the subject where it was. That is judged by shape, never
     by colour, so an edit that only recoloured the subject in place is still locked: the subject mask of the scene
     against the photo's, or, where the subject model misreads the scene, the scene's edges against the photo's
-    where its subject stands. Otherwise the scene as it is, locked=False."""
+    where its subject stands. Otherwise the scene as it is, locked=False. `layers` are the photo's subject
+    layers when the caller has them already (`masks.layers`, cut once per photo and reused)."""
     if scene.size != photo.size:
         msg = (f"The scene is {scene.size[0]}×{scene.size[1]} and the photo {photo.size[0]}×{photo.size[1]}: "
                "fit the scene to the photo first.")
         raise ValueError(msg)
     scene_rgb = scene.convert("RGB")
-    subject, alpha = offline.subject_layers(photo)  # the photo's own alpha when it has one, else the model's
+    cut = layers if layers is not None else masks.from_photo(photo)  # the photo's own alpha when it has one, else the model's
+    subject, alpha = cut.subject, cut.alpha
     small = _working_copy(scene_rgb)
     scene_shape = np.asarray(offline.cut_out(small)) >= 128  # one model run, at the working size
     photo_shape = np.asarray(Image.fromarray(alpha, "L").resize(small.size, Image.Resampling.BOX)) >= 128

@@ -18,6 +18,7 @@ from tests.conftest import ROOT, photo_bytes
 from tests.hostile_files import big_png
 from tests.test_bad_input_matrix import bomb_png
 from tests.test_batch import photos, uploads
+from tests.test_edit_app import only_item
 
 
 @pytest.fixture
@@ -62,11 +63,6 @@ def press(at: AppTest, fmt="PNG") -> AppTest:
     at.radio(key="format").set_value(fmt)
     at.button(key="replace.run").click()
     return at.run()
-
-
-def only_item(at: AppTest):
-    (item,) = list(at.session_state["history"])
-    return item
 
 
 def pixels(data: bytes) -> np.ndarray:

@@ -14,7 +14,7 @@ from services.engines import composite, cutout, qwen_edit, seed, studio
 from services.engines.base import COMPOSITE, CUTOUT, NOVITA, OFFLINE, Engine, Handle, Job
 from services.novita import ReplaceResult
 
-__all__ = ["AUTO", "COMPOSITE", "CUTOUT", "CUTOUT_PROMPT", "LABELS", "NOVITA", "OFFLINE", "REGISTRY", "Engine", "Handle", "Job",
+__all__ = ["AUTO", "COMPOSITE", "CUTOUT", "LABELS", "NOVITA", "OFFLINE", "REGISTRY", "Engine", "Handle", "Job",
            "ReplaceResult", "choose", "engine_for", "redraws"]
 
 REGISTRY: dict[str, Engine] = {engine.name: engine for engine in (
@@ -26,7 +26,6 @@ REGISTRY: dict[str, Engine] = {engine.name: engine for engine in (
 )}
 AUTO = "auto"
 LABELS = {NOVITA: "Novita", OFFLINE: "Offline studio", CUTOUT: "Transparent cut-out", COMPOSITE: "Made here"}
-CUTOUT_PROMPT = "transparent cut-out"  # what a cut-out's history line and file name say in place of a prompt
 
 
 def choose(preference: str, has_key: bool) -> str:

@@ -62,6 +62,13 @@ class Engine(Protocol):
     def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> ReplaceResult: ...
 
 
+class MadeAtOnce:
+    """For an engine that does its work in `submit`: its handle already holds the result."""
+
+    def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> ReplaceResult:
+        return handle.result
+
+
 def timed(engine: str, make: Callable[[], bytes], image_type: str) -> Handle:
     """A local engine's handle: `make` run here, now, with its time."""
     started = time.monotonic()

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from PIL import Image
 
 from services import compose, images, masks, novita
-from services.engines.base import COMPOSITE, Handle, Job, Progress
+from services.engines.base import COMPOSITE, Handle, Job, MadeAtOnce
 
 BEFORE_FILL = (236, 236, 236)  # around the photo on the slider's before side, where the frame is wider
 
 
-class Composite:
+class Composite(MadeAtOnce):
     name, family, remote, redraws = COMPOSITE, COMPOSITE, False, False
 
     def submit(self, job: Job) -> Handle:
@@ -26,8 +26,6 @@ class Composite:
                                       before=made.before, notices=made.notices)
         return Handle(self.name, result=result)
 
-    def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> novita.ReplaceResult:
-        return handle.result
 
 
 @dataclass(frozen=True)

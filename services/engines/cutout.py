@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from services import masks, novita, offline
-from services.engines.base import CUTOUT, Handle, Job, Progress, timed
+from services import masks, offline
+from services.engines.base import CUTOUT, Handle, Job, MadeAtOnce, timed
 
 
-class Cutout:
+class Cutout(MadeAtOnce):
     name, family, remote, redraws = CUTOUT, CUTOUT, False, False
 
     def submit(self, job: Job) -> Handle:
@@ -18,8 +18,6 @@ class Cutout:
 
         return timed(self.name, make, job.image_type)
 
-    def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> novita.ReplaceResult:
-        return handle.result
 
 
 ENGINE = Cutout()

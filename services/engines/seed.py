@@ -4,18 +4,16 @@ gateway or dedicated endpoint that still serves it (`NOVITA_MODEL=replace-backgr
 from __future__ import annotations
 
 from services import novita
-from services.engines.base import NOVITA, Handle, Job, Progress
+from services.engines.base import NOVITA, Handle, Job, MadeAtOnce
 
 
-class SeedReplace:
+class SeedReplace(MadeAtOnce):
     name, family, remote, redraws = novita.SEED_MODEL, NOVITA, True, False
 
     def submit(self, job: Job) -> Handle:
         result = novita.replace_background(job.data, job.prompt, job.image_type, api_key=job.api_key)
         return Handle(self.name, result=result)
 
-    def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> novita.ReplaceResult:
-        return handle.result
 
 
 ENGINE = SeedReplace()

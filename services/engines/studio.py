@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from services import masks, novita, offline
-from services.engines.base import OFFLINE, Handle, Job, Progress, timed
+from services import masks, offline
+from services.engines.base import OFFLINE, Handle, Job, MadeAtOnce, timed
 
 
-class Studio:
+class Studio(MadeAtOnce):
     name, family, remote, redraws = OFFLINE, OFFLINE, False, False
 
     def submit(self, job: Job) -> Handle:
@@ -16,8 +16,6 @@ class Studio:
 
         return timed(self.name, make, job.image_type)
 
-    def collect(self, handle: Handle, job: Job, progress: Progress | None = None) -> novita.ReplaceResult:
-        return handle.result
 
 
 ENGINE = Studio()
