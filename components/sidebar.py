@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
 from components import actions, gate, keeper, messages, session, tally
 from services import config, engines, subject_model
@@ -33,25 +32,13 @@ def _keep_key() -> None:
 
 def page_setup() -> None:
     """First lines of every page: session keys, the access gate, the shared sidebar. Pages do this rather
-    than app.py because a run can start on the page file itself (AppTest's do; so does a fresh server's
-    first visit to /batch), and its first step is then to hand over to the router."""
-    _through_the_router()
+    than app.py because a run can start on the page file itself (AppTest's do)."""
     session.init()
     gate.require()
     session.follow_inputs()  # before any input is drawn: an input missing here was left on another page
     keeper.bind()  # the browser's kept results, before anything reads or adds to history
     actions.collect()  # results of runs that ended while the person was on another page
     sidebar()
-
-
-def _through_the_router() -> None:
-    """Until some run of app.py has called st.navigation, Streamlit treats pages/ as a folder of pages: on a
-    fresh server (Community Cloud wakes one for the first visitor) a link straight to /batch runs that page
-    without app.py and lists the files ("app", "batch", …) as the navigation, for every visitor, until
-    someone opens the home page. The router is the only navigation: say so, and run again through it."""
-    if getattr(PagesManager, "uses_pages_directory", False):  # Streamlit's own flag (tests/test_app.py)
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 def sidebar() -> None:

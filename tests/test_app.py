@@ -128,7 +128,7 @@ def test_history_page_lists_reopens_and_deletes(app):
     give_photo(app)
     replace(app, "one")
     replace(app, "two")
-    app.switch_page("pages/history.py").run()
+    app.switch_page("views/history.py").run()
     assert not app.exception
     assert app.title[0].value == "History"
     assert len(app.get("iframe")) == 1
@@ -146,8 +146,8 @@ def test_history_page_lists_reopens_and_deletes(app):
 def test_photo_and_prompt_survive_a_visit_to_history(app):
     give_photo(app)
     replace(app, "in a warehouse", "WEBP")
-    app.switch_page("pages/history.py").run()
-    app.switch_page("pages/replace.py").run()
+    app.switch_page("views/history.py").run()
+    app.switch_page("views/replace.py").run()
     assert app.session_state["photo"].name == "mug.jpg"
     assert app.text_area(key="prompt").value == "in a warehouse"
     assert app.radio(key="format").value == "WEBP"
@@ -214,15 +214,6 @@ def test_the_main_page_gallery_shows_four_at_a_time_newest_first(app):
     assert opened() == ids[8:]
     app.button(key=f"replace.gallery.open.{ids[8]}").click().run()
     assert app.session_state["replace.page"].opened == ids[8] and len(app.get("iframe")) == 1
-
-
-def test_streamlit_still_has_the_flag_the_router_relies_on():
-    """components.sidebar hands a page started by Streamlit's folder-based pages mode over to app.py by
-    clearing this flag; if an upgrade renames it, that hand-over silently stops (tests/e2e/test_layout.py
-    shows what a person would then see)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    assert hasattr(PagesManager, "uses_pages_directory")
 
 
 def test_try_again_after_a_paid_reply_remakes_only_the_previews(app, novita_env, monkeypatch):

@@ -147,7 +147,7 @@ def test_blurred_original_keeps_the_photo_frame(at):
 
 
 def test_batch_of_five_white_squares_zips_with_a_manifest_naming_them(at):
-    at.switch_page("pages/batch.py").run()
+    at.switch_page("views/batch.py").run()
     at.file_uploader(key="batch.upload").set_value(uploads(photos(5))).run()
     choose(at, PLAIN, key="batch.background")
     at.radio(key="batch.framing").set_value("Square 1:1").run()
@@ -169,7 +169,7 @@ def test_batch_of_five_white_squares_zips_with_a_manifest_naming_them(at):
 
 
 def test_variants_make_one_result_for_a_background_with_nothing_to_vary(at):
-    at.switch_page("pages/variants.py").run()
+    at.switch_page("views/variants.py").run()
     at.file_uploader(key="upload").set_value(("mug.jpg", photo_bytes(), "image/jpeg")).run()
     choose(at, PLAIN, key="variants.background")
     at.button(key="variants.start").click().run()

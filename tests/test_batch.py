@@ -125,7 +125,7 @@ def labels(at: AppTest, kind: str) -> list[str]:
 
 
 def run_batch(at: AppTest, named, prompt="in a bright modern office") -> AppTest:
-    at.switch_page("pages/batch.py").run()
+    at.switch_page("views/batch.py").run()
     assert not at.exception
     at.file_uploader(key="batch.upload").set_value(uploads(named))
     if prompt is not None:  # None: the Background chosen needs no prompt, and its box is disabled
@@ -150,7 +150,7 @@ def test_batch_page_runs_every_photo_and_offers_the_zip(app, novita_env):
     assert not [b for b in app.button if b.key == "batch.retry"]
     assert app.session_state["account"].images == 5
 
-    app.switch_page("pages/history.py").run()
+    app.switch_page("views/history.py").run()
     assert not app.exception
     assert "Download all as ZIP" in labels(app, "download_button")
 
@@ -211,7 +211,7 @@ def test_what_a_batch_left_out_stays_said_beside_its_outcome(app, novita_env):
 
 
 def test_batch_page_says_what_is_missing(app, novita_env):
-    app.switch_page("pages/batch.py").run()
+    app.switch_page("views/batch.py").run()
     app.button(key="batch.start").click().run()
     assert "Add some photos first" in app.warning[0].value
     app.file_uploader(key="batch.upload").set_value(uploads(photos(2)))
@@ -222,7 +222,7 @@ def test_batch_page_says_what_is_missing(app, novita_env):
 
 def test_history_page_offers_download_all_as_zip(app):
     run_batch(app, photos(2))
-    app.switch_page("pages/history.py").run()
+    app.switch_page("views/history.py").run()
     assert not app.exception
     zips = [b for b in app.get("download_button") if b.proto.label == "Download all as ZIP"]
     assert len(zips) == 1
@@ -230,7 +230,7 @@ def test_history_page_offers_download_all_as_zip(app):
 
 
 def test_variants_page_grid_slider_and_open_in_slider(app, novita_env):
-    app.switch_page("pages/variants.py").run()
+    app.switch_page("views/variants.py").run()
     assert not app.exception
     app.file_uploader(key="upload").set_value(("mug.jpg", photo_bytes(), "image/jpeg")).run()
     prompts = ["in a warehouse", "on a sunny beach at sunset", "in a snowy pine forest"]

@@ -70,7 +70,7 @@ def test_jpeg_has_no_transparency_so_the_cut_out_says_so_and_keeps_everything(ap
 
 
 def test_batch_cuts_out_every_photo_without_a_prompt(app, novita_env):
-    app.switch_page("pages/batch.py").run()
+    app.switch_page("views/batch.py").run()
     app.radio(key="batch.background").set_value(TRANSPARENT)
     run_batch(app, photos(2), prompt=None)
     assert not app.exception and not app.error
@@ -82,7 +82,7 @@ def test_batch_cuts_out_every_photo_without_a_prompt(app, novita_env):
 
 
 def test_variants_makes_one_cut_out_whatever_the_ideas(app, novita_env):
-    app.switch_page("pages/variants.py").run()
+    app.switch_page("views/variants.py").run()
     app.file_uploader(key="upload").set_value(("mug.jpg", photo_bytes(), "image/jpeg")).run()
     app.radio(key="variants.background").set_value(TRANSPARENT)
     app.text_input(key="variants.prompt0").input("in a warehouse")

@@ -130,7 +130,7 @@ def test_a_failed_task_tells_the_person_and_keeps_everything(at, edit_env):
 
 
 def test_variants_run_through_the_edit_model(at, edit_env):
-    at.switch_page("pages/variants.py").run()
+    at.switch_page("views/variants.py").run()
     at.file_uploader(key="upload").set_value(("mug.jpg", photo_bytes(), "image/jpeg")).run()
     assert at.checkbox(key="variants.lock").value is True
     for i, prompt in enumerate(["in a warehouse", "on a beach"]):

@@ -34,6 +34,6 @@ def test_a_sample_is_followed_too_and_survives_a_page_visit(app):
     app.pills(key="sample").set_value(title).run()
     photo = app.session_state["photo"]
     assert photo is not None and photo.source == "sample"
-    app.switch_page("pages/history.py").run()
-    app.switch_page("pages/replace.py").run()
+    app.switch_page("views/history.py").run()
+    app.switch_page("views/replace.py").run()
     assert app.session_state["photo"] is photo

@@ -30,7 +30,7 @@ def test_slider_fits_a_phone_screen(studio, app_novita, stub):
 @pytest.mark.parametrize("path", ["batch", "history"])
 def test_a_first_visit_straight_to_a_page_gets_the_studio_navigation(chromium, request, stub_server, path):
     """A fresh server (Community Cloud wakes one for its first visitor) opened at a page's own address:
-    the navigation is the studio's, not a list of the files in pages/, for that visitor and the next."""
+    the navigation is the studio's, not a list of the files in views/, for that visitor and the next."""
     server = _serve(request, f"fresh-{path}", {"NOVITA_BASE_URL": stub_server.base_url})
     context = chromium.new_context(viewport=VIEWPORT)
     try:

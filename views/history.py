@@ -13,7 +13,7 @@ history = session.history()
 if not len(history):
     st.info("No results yet. Replace a background on the main page and every attempt will appear here.",
             icon=":material/history:")
-    st.page_link("pages/replace.py", label="Go to Replace background", icon=":material/wallpaper:")
+    st.page_link("views/replace.py", label="Go to Replace background", icon=":material/wallpaper:")
     st.stop()
 
 st.caption(f"{len(history)} result{'s' if len(history) != 1 else ''} in this browser, newest first. "
