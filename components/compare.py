@@ -3,7 +3,7 @@
 The package re-encodes whatever it gets as quality-100 JPEG into the page, interpolates labels into
 JavaScript unescaped, writes to a shared ./temp folder unless `in_memory=True`, and switches Pillow's
 decompression-bomb guard off for the whole process. This wrapper passes small previews, fixed labels and
-`in_memory=True`, loads juxtapose from a pinned version with Subresource Integrity, puts the guard back,
+`in_memory=True`, loads juxtapose from a pinned version with Subresource Integrity, keeps the guard on,
 and keeps the markup the package wrote for each result: a rerun re-sends it without touching a pixel, with
 the previews' own JPEGs in place of the heavy re-encodes.
 """
@@ -16,7 +16,7 @@ import json
 import math
 import re
 import threading
-from types import SimpleNamespace
+import types
 
 import streamlit as st
 import streamlit_image_comparison as package
@@ -40,8 +40,6 @@ _PINNED_ASSETS = (
     'crossorigin="anonymous" referrerpolicy="no-referrer"></script>\n'
 )
 _PACKAGE_ASSETS = re.compile(r'<link[^>]*juxtapose[^>]*>|<script[^>]*src="[^"]*juxtapose[^"]*"[^>]*>\s*</script>')
-_capture_lock = threading.Lock()  # the package's module-level `components` is swapped while it writes
-_PIXEL_GUARD = Image.MAX_IMAGE_PIXELS  # Pillow's own bomb guard as it stands before the package runs
 # The frame's height is fixed for the full width; on a narrow screen juxtapose shrinks the slider and
 # letterboxes it, so the frame follows the slider's real height instead of leaving blank bands around it.
 _FIT_FRAME = """
@@ -61,7 +59,7 @@ _FIT_FRAME = """
   window.addEventListener("resize", function () { setTimeout(fit, 50); });
 })();
 </script>
-"""  # the package's module-level `components` is swapped while it writes
+"""
 
 
 # Juxtapose draws its two images with no alt text and its handle with no name: both are given here, once
@@ -81,6 +79,26 @@ _NAMES = """
 })();
 </script>
 """
+
+
+class _PillowView(types.ModuleType):
+    """Pillow as the package sees it: everything is Pillow's own, except that the package's
+    `Image.MAX_IMAGE_PIXELS = None` (on every call) lands here, so the bomb guard stays on for every other
+    thread, even while a slider is being written."""
+
+    def __getattr__(self, name: str):
+        return getattr(Image, name)
+
+
+_written = threading.local()  # the markup the package wrote last, per thread: each render reads its own
+
+# Set once, at import, for the whole process (this module is the package's only user):
+# - the package's Pillow is a view whose guard setting is its own (above);
+# - its `components.html`, which would render the markup at once, hands it to `_markup` instead, which
+#   inlines the previews' own JPEGs, the pinned juxtapose and the frame's fit before it is shown.
+package.Image = _PillowView("PIL.Image")
+package.components = types.SimpleNamespace(html=lambda html, height=None, **_: setattr(_written, "markup",
+                                                                                         (html, height)))
 
 
 def _names(alt: str) -> str:
@@ -108,21 +126,14 @@ def _markup(before_preview: bytes, after_preview: bytes, width: int) -> tuple[st
     # more than everything else the slider does.
     common = math.gcd(*before.size)
     blank = Image.new("RGB", (before.width // common, before.height // common))
-    written: dict = {}
-    with _capture_lock:
-        real = package.components
-        package.components = SimpleNamespace(html=lambda html, height=None, **_: written.update(html=html, height=height))
-        try:
-            # Fixed labels: the package puts them inside a JavaScript string literal without escaping.
-            package.image_comparison(blank, blank, label1="Before", label2="After", width=width,
-                                     in_memory=True, make_responsive=True, show_labels=True)
-        finally:
-            package.components = real
-            Image.MAX_IMAGE_PIXELS = _PIXEL_GUARD
+    # Fixed labels: the package puts them inside a JavaScript string literal without escaping.
+    package.image_comparison(blank, blank, label1="Before", label2="After", width=width, in_memory=True,
+                             make_responsive=True, show_labels=True)
+    written, height = _written.markup
     ours = iter([_jpeg_uri(before_preview), _jpeg_uri(after_preview)])
-    html = _DATA_URI.sub(lambda _: next(ours), written["html"], count=2)
+    html = _DATA_URI.sub(lambda _: next(ours), written, count=2)
     html = _PINNED_ASSETS + _PACKAGE_ASSETS.sub("", html)
-    return html + _FIT_FRAME, int(written["height"])
+    return html + _FIT_FRAME, int(height)
 
 
 def compare(before_preview: bytes, after_preview: bytes, *, key: str, width: int = WIDTH,

@@ -153,17 +153,23 @@ def test_photo_and_prompt_survive_a_visit_to_history(app):
     assert app.radio(key="format").value == "WEBP"
 
 
-def test_the_slider_puts_pillows_bomb_guard_back():
-    """streamlit_image_comparison switches the guard off process-wide; the wrapper restores it."""
+def test_the_slider_never_switches_pillows_bomb_guard_off(monkeypatch):
+    """streamlit_image_comparison sets `Image.MAX_IMAGE_PIXELS = None` on every call; the wrapper gives it a
+    view of Pillow of its own, so the guard stays on for every thread even while the package runs."""
     from PIL import Image
 
     from components import compare
     from services import images
 
-    before = Image.MAX_IMAGE_PIXELS
+    before, seen = Image.MAX_IMAGE_PIXELS, []
+    encode = compare.package.pillow_to_base64
+    monkeypatch.setattr(compare.package, "pillow_to_base64",
+                        lambda image: seen.append(Image.MAX_IMAGE_PIXELS) or encode(image))  # mid-call
     jpeg = images.preview(photo_bytes())
     html, height = compare._markup(jpeg, jpeg, 704)
-    assert Image.MAX_IMAGE_PIXELS == before is not None
+    assert seen == [before, before] and before is not None
+    assert Image.MAX_IMAGE_PIXELS == before
+    assert compare.package.Image.MAX_IMAGE_PIXELS is None  # the package did switch it off: in its own view
     assert "juxtapose.JXSlider" in html and height > 0
     assert html.count("data:image/jpeg;base64,") == 2  # our previews, not the package's quality-100 copies
 
