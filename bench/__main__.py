@@ -24,7 +24,7 @@ import sys
 import time
 import traceback
 
-from bench import compose_figures, figures, server_figures
+from bench import compose_figures, figures, memory, server_figures, touchup_figures
 from bench.harness import Line, app_environment, load_average, quiet_logs
 from bench.photos import FITS, PHONE_12MP, TWO_MP
 
@@ -36,9 +36,9 @@ FIGURES = ("client_overhead_2048x1536", "reply_decode_floor_2048x1536", "overhea
            "edit_polls_per_task_10s",
            "rerun_20_items_vs_empty", "rerun_20_items_ms", "rerun_image_work_20_items", "slider_payload_12mp",
            "session_memory_", "batch_12x", "offline_seconds_", "offline_peak_rss_",
-           *compose_figures.FIGURES, "fairness_single_beside_",
+           *compose_figures.FIGURES, *touchup_figures.FIGURES, "fairness_single_beside_",
            "sessions_time_to_result_n1", "sessions_slowest_vs_cpu_bound_n", "sessions_cpu_per_result_vs_n1_n",
-           "server_fairness_single_beside_")
+           "server_fairness_single_beside_", "server_rss_")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             emit("offline_peak_rss_", figures.offline_peak_rss)
         emit("compose_", lambda: compose_figures.lines(quick))
+        emit("touchup_", lambda: touchup_figures.lines(quick))
         emit("fairness_single_beside_", lambda: figures.fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
     # one real app server, driven over Streamlit's websocket protocol; it has its own stand-in
     emit("sessions_", lambda: server_figures.many_sessions((1, 3) if quick else (1, 5, 10, 20), 1 if quick else 3,
                                                             3 if quick else 10))
     emit("server_fairness_single_beside_",
          lambda: server_figures.offline_fairness((480, 360), 8 if quick else 20, 1 if quick else 3))
+    if quick:  # 150 offline 12 MP photos through one server: minutes, not the CI run's seconds
+        emit("server_rss_", lambda: Line("server_rss_5_sessions_x20_12mp", status="skipped", detail="--quick"))
+    else:  # one more real app server, its memory against the smallest Community Cloud container
+        emit("server_rss_", memory.lines)
 
     missed = [line.name for line in lines if line.verdict == "MISS"]
     errors = [line.name for line in lines if line.status == "error"]

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from skimage import data
 
 from bench import real_photos
-from services import compose, images, masks
+from services import compose, masks, previews
 
 SHEET = os.path.join("artifacts", "compose_contact_sheet.png")
 BRAND, DARK = (38, 92, 200), (22, 22, 26)
@@ -55,7 +55,7 @@ def results(name: str, rgb: np.ndarray) -> list[tuple[Image.Image, str]]:
     out = []
     for recipe in recipes(name):
         if recipe is None:
-            out.append((images.on_checkerboard(photo), f"{photo.size[0]}x{photo.size[1]}"))
+            out.append((previews.on_checkerboard(photo), f"{photo.size[0]}x{photo.size[1]}"))
             continue
         made = compose.compose(layers, recipe, photo)
         facts = [f"{made.size[0]}x{made.size[1]}"]

@@ -22,7 +22,8 @@ from PIL import Image
 from bench.harness import BENCH_KEY, PROMPT, Line, alternating_medians, app_environment, paired_medians
 from bench.photos import PHONE_12MP, photo
 from services import engines, images, jobs, novita
-from services.history import History, HistoryItem
+from services.history import History
+from services.items import HistoryItem
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_TYPE = "png"  # the app's default output format, and the heaviest to carry back

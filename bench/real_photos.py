@@ -5,6 +5,8 @@ crop taken from inside a real subject (a cat's fur, a space suit, a coat, a moto
 and set on a crop of a real photo that holds no subject (launch towers at dusk, a garage, a lawn under
 the sky, out-of-focus bokeh, brick, grass, gravel). Some cases add a cast shadow on the ground, which is
 not part of the subject, and some are close-ups cut by the frame. The true mask is the silhouette.
+`cluttered_cases` (apart from `cases`) set a portrait in front of a motorbike in its garage: a second salient
+thing behind the subject.
 
 Contact sheet: the real photos themselves (scikit-image's, Grace Hopper's portrait when matplotlib is
 installed, and the app's own samples) cut out by the app's code, for a person to look at.
@@ -42,6 +44,11 @@ BACKGROUNDS: dict[str, tuple[Callable[[], np.ndarray], Box | None]] = {
     "gravel": (data.gravel, None),
 }
 SHAPES = ("horse", "portrait", "close-up")
+# photos with a second salient thing behind the subject (a motorbike in its garage): not in `cases`, whose
+# figures other lines hold to floors; `cluttered_cases` lists them for the lines that use them
+CLUTTERED: dict[str, tuple[Callable[[], np.ndarray], Box | None]] = {
+    "motorbike-garage": (lambda: data.stereo_motorcycle()[0], (0, 500, 0, 741)),
+}
 
 
 def cases(quick: bool) -> list[tuple[str, str, str, bool]]:
@@ -55,6 +62,11 @@ def cases(quick: bool) -> list[tuple[str, str, str, bool]]:
             shape = SHAPES[(2 * f + b) % len(SHAPES)]
             out.append((fill, background, shape, shape == "horse" and b % 2 == 0))
     return out
+
+
+def cluttered_cases() -> list[tuple[str, str, str, bool]]:
+    """(fill, background, shape, cast shadow) for figures standing in front of a second salient thing."""
+    return [(fill, background, "portrait", False) for background in CLUTTERED for fill in ("coat", "space-suit")]
 
 
 def case_name(case: tuple[str, str, str, bool]) -> str:
@@ -89,7 +101,7 @@ def _crop(load: Callable[[], np.ndarray], box: Box | None) -> np.ndarray:
 
 
 def _background(name: str, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    load, box = BACKGROUNDS[name]
+    load, box = BACKGROUNDS[name] if name in BACKGROUNDS else CLUTTERED[name]
     picture = _cover(_crop(load, box), size)
     if box is None:  # a grey texture: tint it between two earthy colours
         first, second = rng.uniform(30, 120, 3), rng.uniform(120, 230, 3)

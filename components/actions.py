@@ -3,14 +3,37 @@ start, retry or cancel it; and hand finished results to history, on whichever pa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from components import backgrounds, inputs, messages, session
-from services import budget, config, engines, quota, recovery, runs, uploads
+from services import budget, config, engines, quota, recovery, runs, touchup, uploads
 
-RUN_PAGES = ("replace", "variants", "batch")
-BACKGROUND_KEYS = {"replace": "background", "variants": "variants.background", "batch": "batch.background"}
-LOCK_KEYS = {name: f"{name}.lock" for name in RUN_PAGES}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a run page's button starts: from the photo in use or Batch's uploads, with one prompt or
+    Variants' ideas (every photo × every prompt), and what the page says when one of them is missing."""
+
+    batch_photos: bool
+    ideas: bool
+    no_photo: str
+    no_prompt: str
+
+
+SPECS = {
+    "replace": Spec(batch_photos=False, ideas=False,
+                    no_photo="Add a photo first: upload one, take one, or try a sample above.",
+                    no_prompt="Write a prompt first: where should the subject be? Or click one of the ideas under "
+                              "the box."),
+    "variants": Spec(batch_photos=False, ideas=True, no_photo="Add a photo first: upload one, take one, or try a "
+                     "sample.", no_prompt="Write at least one prompt (up to four)."),
+    "batch": Spec(batch_photos=True, ideas=False, no_photo="Add some photos first (or a ZIP of photos).",
+                  no_prompt="Write a prompt first: where should the subjects be?"),
+}
+RUN_PAGES = (*SPECS, "touchup")  # a touch-up is a run of its own (components/touchup.py)
 
 
 @st.cache_resource
@@ -19,10 +42,16 @@ def shared_ledger() -> budget.Ledger:
     return budget.from_settings()
 
 
+def on_owner_key(chosen: str) -> bool:
+    """Whether a run on engine `chosen` would send on the app owner's key (Novita, and no key of this
+    session's own): the owner's budget and pause then apply."""
+    return chosen == engines.NOVITA and not session.own_key()
+
+
 def owner_pause() -> quota.Suspended | None:
     """The pause on the owner's key after Novita refused it, when this session would send on that key."""
     owner = config.api_key()
-    if session.own_key() or not owner:
+    if not on_owner_key(engines.NOVITA) or not owner:
         return None
     return shared_ledger().limiter.suspended(quota.bucket_for(owner))
 
@@ -46,7 +75,7 @@ def engine_for(name: str) -> str:
 
 def look(name: str) -> backgrounds.Look:
     """What page `name`'s Background choice asks for now."""
-    return backgrounds.look(name, BACKGROUND_KEYS[name])
+    return backgrounds.look(name, inputs.FORMS[name].background)
 
 
 def _prompt_free(name: str) -> str | None:
@@ -69,16 +98,49 @@ def is_running(name: str) -> bool:
 
 def _fits(name: str, needed: int, chosen: str) -> bool:
     """Whether `needed` more images fit the owner's budget; if not, the page says why and nothing is sent."""
-    owner_key = chosen == engines.NOVITA and not session.own_key()
     try:
-        shared_ledger().check(session.account(), needed, owner_key=owner_key)
+        shared_ledger().check(session.account(), needed, owner_key=on_owner_key(chosen))
     except budget.BudgetExceeded as exc:
         session.page(name).message = messages.describe(exc, owner_key=True)[0]
         return False
     return True
 
 
-def _start(name: str, tasks: list[runs.Task], image_type: str) -> bool:
+def start(name: str) -> None:
+    """on_click of page `name`'s run button (and of Try again): every photo × every prompt its Spec takes,
+    or a sentence saying what is missing. It runs before the page renders, so the button is already disabled
+    while the run is in flight and a second press sends nothing."""
+    page, spec, form = session.page(name), SPECS[name], inputs.FORMS[name]
+    page.message = None
+    if is_running(name):
+        return
+    free = _prompt_free(name)  # a background that needs no prompt: its label names the result in files
+    if free:
+        prompts = [free]
+    elif spec.ideas:
+        prompts = inputs.idea_prompts()
+    else:
+        prompts = [typed] if (typed := inputs.prompt(form.prompt)) else []
+    page.left_out, skipped = [], []
+    if spec.batch_photos:
+        found, skipped = uploads.photos_from_uploads(inputs.uploaded_photos())
+        photos = [(file_name, {"data": data}) for file_name, data in found]
+    else:
+        photo = session.photo()
+        photos = [] if photo is None else [(photo.name, {"prepared": photo.prepared})]
+    if not photos:
+        page.message = " ".join(skipped) or spec.no_photo
+    elif not prompts:
+        page.message = spec.no_prompt
+    else:
+        if spec.ideas:
+            page.opened = None  # the variant picked from the last grid is not in the next one
+        tasks = [runs.Task(file_name, prompt, **source) for file_name, source in photos for prompt in prompts]
+        if _run(name, tasks, inputs.image_type(form.format)):
+            page.left_out = skipped  # said beside the run for as long as it is shown, not once
+
+
+def _run(name: str, tasks: list[runs.Task], image_type: str) -> bool:
     """Start page `name`'s run unless the owner's budget refuses it (the page then says why); True if started."""
     chosen = engine_for(name)
     wanted = look(name)
@@ -91,67 +153,13 @@ def _start(name: str, tasks: list[runs.Task], image_type: str) -> bool:
         return False
     if not _fits(name, len(tasks), chosen):
         return False
-    owner_key = chosen == engines.NOVITA and not session.own_key()
     history = session.history()
-    run = runs.Run(tasks, image_type, chosen, owner_key=owner_key, owner=session.account(),
-                   keep=history.writer(), lock=inputs.keeps_subject(LOCK_KEYS[name]), recipe=wanted.recipe,
+    run = runs.Run(tasks, image_type, chosen, owner_key=on_owner_key(chosen), owner=session.account(),
+                   keep=history.writer(), lock=inputs.keeps_subject(inputs.FORMS[name].lock), recipe=wanted.recipe,
                    receipts=recovery.Receipts(lambda: (history.store, history.owner)))
     run.start(spending())
     session.page(name).run, session.page(name).watching = run, True
     return True
-
-
-def start_replace() -> None:
-    """on_click of Replace background and Try again: runs before the page renders, so the button is
-    already disabled while the run is in flight and a second press sends nothing."""
-    page = session.page("replace")
-    page.message = None
-    if is_running("replace"):
-        return
-    photo, prompt = session.photo(), _prompt_free("replace") or inputs.prompt()  # the label names it in files
-    if photo is None:
-        page.message = "Add a photo first: upload one, take one, or try a sample above."
-    elif not prompt:
-        page.message = "Write a prompt first: where should the subject be? Or click one of the ideas under the box."
-    else:
-        _start("replace", [runs.Task(photo.name, prompt, prepared=photo.prepared)], inputs.image_type())
-
-
-def start_variants() -> None:
-    """on_click of Make variants: the photo in use × each idea written."""
-    page = session.page("variants")
-    page.message = None
-    if is_running("variants"):
-        return
-    free = _prompt_free("variants")
-    photo, prompts = session.photo(), [free] if free else inputs.idea_prompts()  # nothing to vary: one result
-    if photo is None:
-        page.message = "Add a photo first: upload one, take one, or try a sample."
-    elif not prompts:
-        page.message = "Write at least one prompt (up to four)."
-    else:
-        page.opened = None
-        tasks = [runs.Task(photo.name, prompt, prepared=photo.prepared) for prompt in prompts]
-        _start("variants", tasks, inputs.image_type("variants.format"))
-
-
-def start_batch() -> None:
-    """on_click of Replace all backgrounds: every uploaded photo (ZIPs opened) × the prompt."""
-    page = session.page("batch")
-    page.message = None
-    if is_running("batch"):
-        return
-    page.left_out = []
-    photos, skipped = uploads.photos_from_uploads(inputs.uploaded_photos())
-    prompt = _prompt_free("batch") or inputs.prompt("batch.prompt")
-    if not photos:
-        page.message = " ".join(skipped) or "Add some photos first (or a ZIP of photos)."
-    elif not prompt:
-        page.message = "Write a prompt first: where should the subjects be?"
-    else:
-        if _start("batch", [runs.Task(name, prompt, data=data) for name, data in photos],
-                  inputs.image_type("batch.format")):
-            page.left_out = skipped  # said beside the run for as long as it is shown, not once
 
 
 def retry(name: str) -> None:
@@ -163,7 +171,7 @@ def retry(name: str) -> None:
     needed = sum(task.retryable and task.reply is None and task.handle is None for task in run.tasks)
     if not _fits(name, needed, run.engine):
         return
-    run.owner_key = run.engine == engines.NOVITA and not session.own_key()
+    run.owner_key = on_owner_key(run.engine)
     run.retry_failed(spending())
     session.page(name).watching = True
 
@@ -185,9 +193,57 @@ def collect() -> None:
             continue
         for task in page.run.collect():
             _note_evicted(history.add(task.item))
-            if name == "replace":
+            if task.made_from is not None:  # it rests on the subject mask: it can be touched up
+                session.remember_source(task.item.id, _source(page.run, task))
+                task.made_from = None
+            if name == "replace":  # the main page opens its new result in the slider
                 page.opened = task.item.id
+            elif name == "touchup":  # a touched-up result opens where the old one was, editor and all
+                for shown in ("replace", "history", "touchup"):
+                    session.page(shown).opened = task.item.id
         page.run.release(lambda item_id: history.get(item_id) is not None)  # history's bound holds
+
+
+def _source(run: runs.Run, task: runs.Task) -> session.Source:
+    made = task.made_from
+    return session.Source(made.prepared, run.engine, run.image_type, _untouched(task.prompt), run.recipe, run.lock,
+                          made.scene, made.scene_by, task.strokes)
+
+
+def touch_up(item_id: str, strokes: list) -> None:
+    """on_click of Apply in the Touch up editor: make result `item_id` again from the same photo and choices,
+    with the strokes so far and these; nothing is sent and nothing is spent. The strokes are input like any
+    other: bounded, and refused with a sentence when absurd."""
+    page = session.page("touchup")
+    page.message = None
+    made_from = session.source_of(item_id) if session.history().get(item_id) is not None else None
+    if made_from is None or is_running("touchup"):
+        return
+    try:
+        strokes = tuple(touchup.checked([*made_from.strokes, *strokes], made_from.prepared.size))
+    except touchup.TouchUpError as exc:
+        page.message = messages.refusal_sentence(exc)
+        return
+    scene = made_from.scene
+    task = runs.Task(_source_name(item_id), f"{made_from.prompt}{TOUCHED_UP}", prepared=made_from.prepared,
+                     strokes=strokes, reply=scene,
+                     handle=engines.Handle(made_from.scene_by, result=scene) if scene is not None else None)
+    run = runs.Run([task], made_from.image_type, made_from.engine, owner=session.account(),
+                   keep=session.history().writer(), lock=made_from.lock, recipe=made_from.recipe)
+    run.start(runs.Spending(None, concurrency=1))  # no key and no price: a touch-up sends nothing
+    page.run, page.watching = run, True
+
+
+TOUCHED_UP = " (touched up)"
+
+
+def _untouched(prompt: str) -> str:
+    return prompt.removesuffix(TOUCHED_UP)
+
+
+def _source_name(item_id: str) -> str:
+    item = session.history().get(item_id)
+    return item.source_name if item is not None else "photo"
 
 
 def _note_evicted(evicted: list) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from components.messages import refusal_sentence
 from components.text import escape_markdown
 from services import images
 
@@ -103,7 +104,7 @@ def _backdrop(page: str) -> None:
         try:  # checked and prepared once per upload, with the same guards as any photo
             kept = (upload.file_id, upload.name, images.prepare(upload.getvalue(), upload.name), None)
         except images.ImageError as exc:
-            kept = (upload.file_id, upload.name, None, str(exc))
+            kept = (upload.file_id, upload.name, None, refusal_sentence(exc))
         st.session_state[f"{page}.backdrop.prepared"] = kept
     if kept is None:
         return

@@ -3,15 +3,40 @@ Each widget's value is read here only, by the reader beside the function that dr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 from components import session
+from components.messages import NO_TRANSPARENT_JPEG, note_sentence
 from components.text import escape_markdown
 from services import samples
 from services.uploads import MAX_PHOTOS
 from services.config import PROMPT_MAX_CHARS
-from services.offline import NO_TRANSPARENT_JPEG
 
+
+
+@dataclass(frozen=True)
+class Form:
+    """One run page's widgets by their keys: its view draws them and `actions.start` reads them, both from
+    here, so a key is spelled once (a typo would silently read a widget's default)."""
+
+    background: str
+    prompt: str  # the Prompt box; on Variants, the idea boxes' common start ("variants.prompt0" …)
+    format: str
+    lock: str
+    run: str
+
+
+FORMS = {
+    "replace": Form(background="background", prompt="prompt", format="format", lock="replace.lock",
+                    run="replace.run"),
+    "variants": Form(background="variants.background", prompt="variants.prompt", format="variants.format",
+                     lock="variants.lock", run="variants.start"),
+    "batch": Form(background="batch.background", prompt="batch.prompt", format="batch.format", lock="batch.lock",
+                  run="batch.start"),
+}
+BATCH_UPLOAD = "batch.upload"
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "heic", "heif", "avif", "bmp", "tif", "tiff", "gif"]
 EXAMPLE_PROMPTS = [
     "in a warehouse",
@@ -52,14 +77,14 @@ def photo_picker() -> session.Photo | None:
         left.image(photo.chip, output_format="JPEG", alt=f"Your photo: {photo.name}")
         right.markdown(f"**Photo in use:** {escape_markdown(photo.name)}  \n{width} × {height} px")
         for notice in photo.prepared.notices:
-            right.caption(notice)
+            right.caption(note_sentence(notice))
     return photo
 
 
 NO_PROMPT_NEEDED = "No prompt needed for this background; what you wrote is kept for when you switch back."
 
 
-def prompt_box(key: str = "prompt", *, needed: bool = True) -> str:
+def prompt_box(key: str, *, needed: bool = True) -> str:
     """The Prompt text area with clickable examples (disabled, its text kept, when the Background chosen needs
     no prompt); returns the prompt stripped."""
     st.text_area(
@@ -74,7 +99,7 @@ def prompt_box(key: str = "prompt", *, needed: bool = True) -> str:
     return prompt(key)
 
 
-def prompt(key: str = "prompt") -> str:
+def prompt(key: str) -> str:
     """The prompt typed in the Prompt box `key`, stripped."""
     return (st.session_state.get(key) or "").strip()
 
@@ -86,7 +111,7 @@ def _use_example(key: str) -> None:
     st.session_state[f"{key}_example"] = None
 
 
-def format_picker(key: str = "format", *, cutout: bool = False) -> str:
+def format_picker(key: str, *, cutout: bool = False) -> str:
     """The Output format choice; returns "png", "webp" or "jpeg". With `cutout`, JPEG gets a warning."""
     label = st.radio(
         "Output format", list(FORMATS), key=key, horizontal=True, persist_state="session",
@@ -97,7 +122,7 @@ def format_picker(key: str = "format", *, cutout: bool = False) -> str:
     return (label or "PNG").lower()
 
 
-def image_type(key: str = "format") -> str:
+def image_type(key: str) -> str:
     """The output format chosen in the picker `key`: "png", "webp" or "jpeg"."""
     return (st.session_state.get(key) or "PNG").lower()
 
@@ -125,7 +150,7 @@ def ideas(*, needed: bool = True) -> None:
     """Variants' four idea boxes, two by two (disabled, their text kept, when no prompt is needed)."""
     left, right = st.columns(2)
     for i, column in enumerate([left, right] * (IDEAS // 2)):
-        column.text_input(f"Idea {i + 1}", key=f"variants.prompt{i}", persist_state="session",
+        column.text_input(f"Idea {i + 1}", key=f"{FORMS['variants'].prompt}{i}", persist_state="session",
                           max_chars=PROMPT_MAX_CHARS, disabled=not needed,
                           placeholder=EXAMPLE_PROMPTS[i] if i < len(EXAMPLE_PROMPTS) else "")
     if not needed:
@@ -134,16 +159,17 @@ def ideas(*, needed: bool = True) -> None:
 
 def idea_prompts() -> list[str]:
     """The ideas written, stripped, in order; empty boxes left out."""
-    return [p for p in ((st.session_state.get(f"variants.prompt{i}") or "").strip() for i in range(IDEAS)) if p]
+    start = FORMS["variants"].prompt
+    return [p for p in ((st.session_state.get(f"{start}{i}") or "").strip() for i in range(IDEAS)) if p]
 
 
 def photos_uploader() -> None:
     """Batch's uploader: several photos, or ZIPs of photos."""
-    st.file_uploader("Photos", type=UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key="batch.upload",
+    st.file_uploader("Photos", type=UPLOAD_TYPES + ["zip"], accept_multiple_files=True, key=BATCH_UPLOAD,
                      help=f"Select several photos at once, or a ZIP of photos; up to {MAX_PHOTOS} in one batch.")
 
 
 def uploaded_photos() -> list[tuple[str, bytes]]:
     """What is in Batch's uploader now, as (name, bytes)."""
-    return [(f.name, f.getvalue()) for f in st.session_state.get("batch.upload") or []]
+    return [(f.name, f.getvalue()) for f in st.session_state.get(BATCH_UPLOAD) or []]
 

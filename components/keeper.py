@@ -85,6 +85,7 @@ def _forget() -> None:
                  "moment.", icon=":material/error:")
         return
     st.session_state["browser.token"] = secrets.token_urlsafe(32)
+    session.forget_sources()  # the photos kept for Touch up go too
     st.toast(f"Deleted {count} result{'s' if count != 1 else ''} from the server. Nothing of them is kept.",
              icon=":material/delete_forever:")
 

@@ -1,9 +1,16 @@
-"""The one place where a failure becomes the sentence a person reads: services raise errors that carry
-facts (kind, who must act, Novita's reason and message); every page shows them through `describe`."""
+"""The one place where a failure, a notice or a run's step becomes the sentence a person reads: services
+raise errors and keep notes that carry facts (kind, sizes, limits, names, who must act, Novita's reason and
+message); every page shows failures through `describe`, notes through `note_sentence`."""
 
 from __future__ import annotations
 
-from services import budget, images, jobs, novita, quota
+import re
+from collections.abc import Callable, Iterable
+
+from services import budget, engines, jobs, novita, quota
+from services.errors import Note, Refusal
+
+MB = 1024 * 1024
 
 UNEXPECTED = ("Something went wrong on our side while making this image. Press Try again; if it keeps "
               "happening, try another photo.")
@@ -11,6 +18,9 @@ ROUGHER_CUTOUTS = ("Cut-outs made on this server are rougher here: the subject m
                    "and older. For better ones, deploy the app on Python 3.12.")
 OFFLINE_STILL_WORKS = ("The offline studio still works: choose it in the sidebar, or paste your own Novita key "
                        "there.")
+OFFLINE_DESCRIPTION = ("Your subject, cut out on this server, on a studio backdrop painted from the colours and mood "
+                       "of your prompt; for photographic scenes add a Novita key.")
+NO_TRANSPARENT_JPEG = "JPEG has no transparency: choose PNG or WEBP for a transparent cut-out."
 
 # Faults the app owner must fix, said two ways: on the owner's key (the person can do nothing about it and
 # is told the owner knows), and on a key the person pasted (their own account needs the fix).
@@ -83,8 +93,8 @@ def describe(error: BaseException, *, owner_key: bool) -> tuple[str, bool]:
         sentence = paused_sentence(error.kind, error.seconds_left)
     elif isinstance(error, budget.BudgetExceeded):
         sentence = budget_sentence(error)
-    elif isinstance(error, (images.ImageError, jobs.Cancelled)):
-        sentence = str(error)  # their text is already the sentence: it names the file and the next step
+    elif isinstance(error, Refusal):
+        sentence = refusal_sentence(error)
     elif isinstance(error, novita.NovitaError):
         sentence = _novita_sentence(error, owner_key=owner_key)
     else:
@@ -154,7 +164,9 @@ def _novita_sentence(error: novita.NovitaError, *, owner_key: bool) -> str:
         return (f"Novita took longer than {error.seconds:g} s to answer. Press Try again in a moment, or try a "
                 "smaller photo.")
     if kind == "settings":
-        return f"This app's Novita settings need fixing by its owner: {error}"
+        formats = getattr(error, "facts", {}).get("image_types")
+        said = f"Output format must be one of {', '.join(formats)}." if formats else error
+        return f"This app's Novita settings need fixing by its owner: {said}"
     status = getattr(error, "status", None)
     return (f"Novita answered with an unexpected error{f' (HTTP {status})' if status else ''}. Try again later; "
             "if it keeps happening, tell the app's owner.")
@@ -167,3 +179,152 @@ def _reason(error: novita.TaskFailedError) -> str:
 def _said(error: novita.NovitaError) -> str:
     message = getattr(error, "message", None)
     return f" Novita said: “{message}”." if message else ""
+
+
+# --- refusals: a photo, an upload, a cancel, the offline engine ------------------------------------------
+
+
+def file_label(file: str | None, what: str = "file") -> str:
+    """How a sentence names a file: its base name quoted, cut short and stripped of control characters."""
+    name = re.split(r"[\\/]", file or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable())[:80]
+    return f"“{name}”" if name else f"This {what}"
+
+
+def megabytes(size: int) -> str:
+    """Size in MB for a sentence; one decimal near the limit so "30 MB; the limit is 30 MB" never shows."""
+    size_mb = size / MB
+    return f"{size_mb:.0f}" if size_mb >= 31 else f"{size_mb:.1f}"
+
+
+def _named(facts: dict) -> str:
+    """A file as a refusal names it: "“a.jpg”", or "“a.jpg” in “shoot.zip”" for a ZIP's member."""
+    shown = file_label(facts.get("file"), facts.get("what", "file"))
+    return f"{shown} in {file_label(facts['zip'])}" if facts.get("zip") else shown
+
+
+def _batch_full(f: dict) -> str:
+    full = (f"one batch takes at most {f['photos']} photos" if "photos" in f
+            else f"one batch takes at most {f['bytes'] // MB} MB of photos")
+    if f["more"]:
+        return f"{_named(f)} and {f['more']} more were left out: {full}. Run them in another batch."
+    return f"{_named(f)} was left out: {full}. Run it in another batch."
+
+
+REFUSALS: dict[str, Callable[[dict], str]] = {
+    # a photo (images.ImageError)
+    "empty": lambda f: f"{_named(f)} is empty (0 bytes). Choose the photo again, or export it again from its app.",
+    "too_big": lambda f: (f"{_named(f)} is {megabytes(f['size'])} MB; the limit is {f['limit'] // MB} MB. Export a "
+                          "smaller JPEG and try again."),
+    "not_a_photo": lambda f: (f"{_named(f)} isn't a photo this app can read. Choose a JPEG, PNG, WEBP, HEIC, AVIF, "
+                              "BMP, GIF or TIFF."),
+    "too_many_pixels": lambda f: (f"{_named(f)} is {f['width']} × {f['height']} pixels, more than the "
+                                  f"{f['limit'] // 1_000_000} megapixels this app can safely open. Resize it to "
+                                  "2048 × 2048 pixels or less, then retry."),
+    "too_many_pages": lambda f: (f"{_named(f)} has more than {f['limit']} pages; this app reads TIFFs of up to "
+                                 f"{f['limit']}. Save the page you want as its own file, then retry."),
+    "too_much_memory": lambda f: (f"{_named(f)} is {f['width']} × {f['height']} pixels: opening it would take "
+                                  f"{-(-f['needed'] // MB)} MB of memory, more than the {f['limit'] // MB} MB this "
+                                  "app allows one photo. Resize it to 2048 × 2048 pixels or less (or save it as a "
+                                  "JPEG), then retry."),
+    "bomb": lambda f: f"{_named(f)} has too many pixels to open. Resize it to 2048 × 2048 pixels or less, then retry.",
+    "damaged": lambda f: (f"{_named(f)} can't be opened: it looks damaged or incomplete. Export or download it "
+                          "again, then retry."),
+    # an upload left out of a batch (uploads.UploadRefusal)
+    "upload_too_big": lambda f: (f"{_named(f)} is {megabytes(f['size'])} MB; the limit is {f['limit'] // MB} MB a "
+                                 "photo. " + ("Export a smaller one and add it on its own." if f.get("zip")
+                                              else "Export a smaller JPEG and add it again.")),
+    "zip_too_many_files": lambda f: (f"{file_label(f['zip'])} holds more than {f['limit']} files, so it was not "
+                                     f"opened. Put up to {f['photos']} photos in a ZIP and add it again."),
+    "zip_unreadable": lambda f: (f"{file_label(f['zip'])} could not be opened (damaged or password-protected). "
+                                 "Upload the photos themselves or a plain ZIP."),
+    "member_unreadable": lambda f: (f"{_named(f)} could not be read (damaged, encrypted or bigger than it says). "
+                                    "Add that photo on its own."),
+    "more_left_out": lambda f: (f"{f['count']} more files were left out for the same reasons; check them and add "
+                                "them again."),
+    "batch_full": _batch_full,
+    # a cancel (jobs.Cancelled)
+    "cancelled_in_line": lambda f: "Cancelled while waiting; nothing was sent to Novita.",
+    "cancelled_before_sent": lambda f: "Cancelled before it was sent; nothing was spent.",
+    # the offline engine
+    "no_transparent_jpeg": lambda f: NO_TRANSPARENT_JPEG,
+    # touch-up strokes (touchup.TouchUpError)
+    "no_strokes": lambda f: "Paint at least one stroke with Keep or Remove, then press Apply.",
+    "too_many_strokes": lambda f: (f"That is more than {f['limit']} strokes. Press Reset in the canvas's toolbar "
+                                   "and paint a few longer ones."),
+    "too_many_points": lambda f: "One stroke is too long to use. Undo it and paint it as two or three shorter ones.",
+    "empty_stroke": lambda f: "A stroke has no points. Undo it and paint it again.",
+    "not_a_number": lambda f: "A stroke could not be read. Undo it and paint it again.",
+    "not_a_stroke": lambda f: "A stroke could not be read. Undo it and paint it again.",
+    "no_photo": lambda f: "The photo of this result is no longer here. Make the result again, then touch it up.",
+}
+
+
+def refusal_sentence(error: Refusal) -> str:
+    """The sentence for a refusal: it names the file and the limit where there are some, and the next step."""
+    word = REFUSALS.get(error.kind)
+    return word(error.facts) if word is not None else UNEXPECTED
+
+
+# --- notes: what was changed in a photo or a result, and the steps of a run ------------------------------
+
+_SENDING = {engines.NOVITA: "Sending the photo to Novita",
+            engines.OFFLINE: "Cutting out the subject and painting a backdrop"}
+
+
+def _making(f: dict) -> str:
+    done = f": {f['progress']} %" if f.get("progress") else ""
+    left = f", about {f['eta']:.0f} s left" if f.get("eta") else ""
+    return f"Novita is making the new background{done}{left}"
+
+
+NOTES: dict[str, Callable[[dict], str]] = {
+    # what preparing changed in the photo (images.prepare)
+    "scaled_down": lambda f: (f"Your photo was scaled down from {f['width']} × {f['height']} to {f['to_width']} × "
+                              f"{f['to_height']} pixels to fit the background service's {f['limit']} × "
+                              f"{f['limit']} limit."),
+    "turned_upright": lambda f: "Your photo was turned upright using the orientation your camera recorded.",
+    "first_frame": lambda f: "Your file is an animation, so only its first frame was used.",
+    "first_page": lambda f: "Your file has several pages, so only the first page was used.",
+    "cmyk": lambda f: "Your photo's print colours (CMYK) were converted to screen colours (RGB).",
+    "high_bit_depth": lambda f: "Your photo's high bit depth was reduced to the standard 8 bits per channel.",
+    # what was done to a result (jobs.finish, the engines)
+    "enlarged": lambda f: (f"Novita made this at {f['width']} × {f['height']} px, a lower resolution than your "
+                           f"photo's {f['photo_width']} × {f['photo_height']}; it was enlarged to fit."),
+    "subject_laid_back": lambda f: "Your subject is the photo's own, laid over Novita's new scene.",
+    "subject_moved": lambda f: "Novita moved or resized the subject, so its image is shown as it made it.",
+    "converted": lambda f: "Novita sent another format; it was converted here.",
+    "backdrop_upscaled": lambda f: "Your background photo was smaller than the frame, so it was enlarged to cover it.",
+    "subject_anchored": lambda f: (f"Your subject is cut by the photo's {' and '.join(f['edges'])} edge, so it stays "
+                                   "flush with that edge of the frame."),
+    # the steps and stages of a run (runs, jobs)
+    "waiting_worker": lambda f: "Waiting for a free worker",
+    "preparing": lambda f: "Preparing the photo",
+    "prepared": lambda f: f"Prepared the photo: {f['width']} × {f['height']} {f['format'].upper()}",
+    "waiting_slot": lambda f: "Waiting for a free slot on the shared key",
+    "back_in_line": lambda f: "Novita was busy; back in line for the shared key",
+    "collecting_again": lambda f: "Collecting the image Novita was already making: nothing is paid again",
+    "sending": lambda f: _SENDING.get(f["family"], "Cutting out the subject"),
+    "accepted": lambda f: "Novita accepted the photo",
+    "queued": lambda f: "Queued at Novita",
+    "making": _making,
+    "answered": lambda f: f"{engines.LABELS[f['family']]} answered in {f['seconds']:.1f} s",
+    "fitting": lambda f: "Fitting the result to your photo",
+    "laying_back": lambda f: "Laying your subject back over the new scene",
+    "previews": lambda f: "Making the previews",
+    "done": lambda f: "Done",
+}
+
+
+def note_sentence(said: Note | list | str) -> str:
+    """The words for a note: a `Note`, a [kind, facts] pair as a kept result stores it, or a sentence kept
+    before results stored their notes as facts (shown as it is)."""
+    if isinstance(said, str):
+        return said
+    kind, facts = said
+    return NOTES[kind](dict(facts))
+
+
+def note_sentences(notes: Iterable[Note | list | str]) -> list[str]:
+    """`note_sentence` of each note, in order."""
+    return [note_sentence(said) for said in notes]

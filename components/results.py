@@ -8,9 +8,10 @@ import streamlit as st
 
 from components.compare import compare
 from components.text import escape_markdown
-from components.messages import ROUGHER_CUTOUTS
-from services import engines, offline, subject_model
-from services.history import History, HistoryItem
+from components.messages import OFFLINE_DESCRIPTION, ROUGHER_CUTOUTS, note_sentences
+from services import engines, subject_model
+from services.history import History
+from services.items import HistoryItem
 
 MIME = {"png": "image/png", "webp": "image/webp", "jpeg": "image/jpeg"}
 COLUMNS = 2
@@ -41,13 +42,14 @@ def result_panel(item: HistoryItem, *, key: str) -> None:
     if item.engine in (engines.OFFLINE, engines.CUTOUT, engines.COMPOSITE) and subject_model.default_path() is None:
         st.caption(ROUGHER_CUTOUTS)
     if item.engine == engines.OFFLINE:
-        st.caption(f"Made offline. {offline.DESCRIPTION}")
+        st.caption(f"Made offline. {OFFLINE_DESCRIPTION}")
     elif item.engine == engines.CUTOUT:
         st.caption("Made on this server: the subject alone, on a transparent background.")
     elif item.engine == engines.COMPOSITE:
-        st.caption(" ".join(("Made on this server from your photo: nothing sent, nothing spent.", *item.notices)))
+        st.caption(" ".join(("Made on this server from your photo: nothing sent, nothing spent.",
+                             *note_sentences(item.notices))))
     elif item.notices:  # how Novita's image was fitted to the photo, and whether the subject is the photo's own
-        st.caption(" ".join(item.notices))
+        st.caption(" ".join(note_sentences(item.notices)))
     download_button(item, key=f"{key}.download.{item.id}", primary=True)
 
 

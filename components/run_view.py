@@ -11,7 +11,7 @@ from components import actions, inputs, messages, session, tally
 from components.compare import compare
 from components.results import describe, download_button
 from components.text import escape_markdown
-from services import config, engines, export, jobs, offline, runs
+from services import config, engines, export, jobs, runs
 
 STATE_ICONS = {runs.WAITING: ":material/schedule:", runs.RUNNING: ":material/progress_activity:",
                runs.DONE: ":material/check_circle:", runs.FAILED: ":material/error:"}
@@ -37,15 +37,18 @@ def engine_note(name: str) -> None:
                    "or choose Automatic to use the offline studio.", icon=":material/key_off:")
     elif chosen == engines.NOVITA:
         if engines.redraws(engines.NOVITA):  # an editor that redraws the subject: it may be laid back
-            inputs.lock_box(actions.LOCK_KEYS[name])
+            inputs.lock_box(inputs.FORMS[name].lock)
         st.caption(f"Engine: Novita, about ${config.price_per_image():.4f} an image (an estimate: the owner sets it).")
     else:
-        st.caption(f"Engine: offline studio. {offline.DESCRIPTION}")
+        st.caption(f"Engine: offline studio. {messages.OFFLINE_DESCRIPTION}")
 
 
 def ordinal(n: int) -> str:
     """1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, … 21st."""
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+SINGLE = ("replace", "touchup")  # runs of one photo: shown as one status with its steps
 
 
 def outcome(name: str, *, label: str = "", rows: bool = True) -> None:
@@ -60,19 +63,20 @@ def outcome(name: str, *, label: str = "", rows: bool = True) -> None:
     if run is None:
         return
     if page.left_out:  # what the uploads held that this run leaves out, for as long as the run is shown
-        st.warning("  \n".join(escape_markdown(line) for line in page.left_out), icon=":material/info:")
+        st.warning("  \n".join(escape_markdown(messages.refusal_sentence(refusal)) for refusal in page.left_out),
+                   icon=":material/info:")
     if page.watching or not run.finished:
         _watch(name, run, rows=rows)  # reruns the page once the run ended, so its button is enabled again
         return
-    if len(run.tasks) == 1 and name == "replace":
-        _single_outcome(run)
+    if len(run.tasks) == 1 and name in SINGLE:
+        _single_outcome(name, run)
     else:
         _many_outcome(name, run, label=label, rows=rows)
 
 
 def _watch(name: str, run: runs.Run, *, rows: bool) -> None:
     """Redraw the run's progress until it ends, moving results into history as they come; then rerun."""
-    single = name == "replace"
+    single = name in SINGLE
     if not single or run.engine == engines.NOVITA:
         st.button("Cancel" if single else "Cancel the rest", key=f"{name}.cancel", on_click=actions.cancel,
                   args=(name,), icon=":material/close:",
@@ -89,7 +93,7 @@ def _watch(name: str, run: runs.Run, *, rows: bool) -> None:
             task = run.tasks[0]
             with status:
                 for step in task.steps[shown:]:
-                    st.write(f":material/check: {step}")
+                    st.write(f":material/check: {messages.note_sentence(step)}")
             shown = len(task.steps)
             now_label = _single_label(task)
             if now_label != label:
@@ -117,15 +121,15 @@ def _single_label(task: runs.Task) -> str:
         place, seconds = waiting
         return (f"The shared key is busy: you are {ordinal(place)} in line, about {seconds:.0f} s… "
                 f"{task.elapsed:.0f} s")
-    return f"{task.stage}… {task.elapsed:.0f} s"
+    return f"{messages.note_sentence(task.stage)}… {task.elapsed:.0f} s"
 
 
-def _single_outcome(run: runs.Run) -> None:
+def _single_outcome(name: str, run: runs.Run) -> None:
     task = run.tasks[0]
     if task.status == runs.DONE or task.released:
         with st.status(f"Done in {task.elapsed:.1f} s", state="complete", expanded=False):
             for step in task.steps:
-                st.write(f":material/check: {step}")
+                st.write(f":material/check: {messages.note_sentence(step)}")
         return
     message, retryable = messages.describe(task.error, owner_key=run.owner_key)
     if isinstance(task.error, jobs.Cancelled):
@@ -134,8 +138,8 @@ def _single_outcome(run: runs.Run) -> None:
     st.error(escape_markdown(message), icon=":material/error:")  # may quote Novita's own words
     if retryable:  # when Novita answered and was paid, only the previews are remade from its reply
         paid = task.reply is not None or task.handle is not None  # collected again, never bought again
-        st.button("Try again", key="replace.retry", icon=":material/refresh:",
-                  on_click=actions.retry if paid else actions.start_replace, args=("replace",) if paid else ())
+        again = actions.retry if paid or name != "replace" else actions.start  # a touch-up keeps its photo
+        st.button("Try again", key=f"{name}.retry", icon=":material/refresh:", on_click=again, args=(name,))
 
 
 def _summary(run: runs.Run) -> tuple[float, str]:

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import streamlit as st
 
-from services import config, images, novita, samples
+from components.messages import refusal_sentence
+from services import config, engines, images, novita, samples
 from services.budget import Account
 from services.history import History
 from services.images import PreparedImage
 from services.runs import Run
+from services.touchup import Stroke
 
-PAGES = ("replace", "variants", "batch", "history")
+PAGES = ("replace", "variants", "batch", "history", "touchup")
 ENGINE_KEY = "engine_preference"  # the sidebar's radio writes it
 
 
@@ -43,7 +46,7 @@ class PageState:
     message: str | None = None  # what is missing, or why a run was refused; said once
     opened: str | None = None  # id of the result shown in the slider
     watching: bool = False  # the page shows the run as in flight (its button disabled) until it reruns
-    left_out: list[str] = field(default_factory=list)  # why uploads were left out of the run; kept with it
+    left_out: list = field(default_factory=list)  # uploads.UploadRefusal: what the run left out; kept with it
 
 
 def init() -> None:
@@ -57,6 +60,7 @@ def init() -> None:
     st.session_state["account"].cap = config.max_images_per_session()  # settings are read at call time
     st.session_state.setdefault("user_api_key", "")  # a key pasted in the sidebar, this session only
     st.session_state.setdefault(ENGINE_KEY, "auto")
+    st.session_state.setdefault(SOURCES_KEY, OrderedDict())  # item id -> Source, for Touch up
     st.session_state.setdefault("browser.token", None)  # the browser's key to its kept results (keeper.py)
     for name in PAGES:
         st.session_state.setdefault(f"{name}.page", PageState())
@@ -181,7 +185,7 @@ def set_photo(name: str, data: bytes, source: str) -> None:
     try:
         st.session_state["photo"] = make_photo(name, data, source, digest)
     except images.ImageError as exc:
-        st.session_state["photo_error"] = str(exc)  # the sentence names the file itself
+        st.session_state["photo_error"] = refusal_sentence(exc)  # the sentence names the file itself
         return
     st.session_state["photo_error"] = None
 
@@ -192,3 +196,45 @@ def clear_photo(source: str) -> None:
     if current is not None and current.source == source:
         st.session_state["photo"] = None
     st.session_state["photo_error"] = None
+
+
+# --- what this session's latest results were made from, so they can be touched up ------------------------
+
+SOURCES = 6  # results of this session that can be touched up: each holds its photo (about 2-8 MB)
+SOURCES_KEY = "touchup.sources"
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a result was made from, so it can be made again with strokes: the prepared photo, the engine and
+    what it was asked (format, prompt, the background's recipe, the subject lock), Novita's own image before
+    the subject was laid back (None for a result made here), and the strokes it was made with."""
+
+    prepared: PreparedImage
+    engine: str
+    image_type: str
+    prompt: str
+    recipe: dict | None = None
+    lock: bool = False
+    scene: engines.ReplaceResult | None = None
+    scene_by: str | None = None
+    strokes: tuple[Stroke, ...] = ()
+
+
+def remember_source(item_id: str, source: Source) -> None:
+    """Keep what result `item_id` was made from, for this session's latest SOURCES results."""
+    kept: OrderedDict[str, Source] = st.session_state[SOURCES_KEY]
+    kept[item_id] = source
+    kept.move_to_end(item_id)
+    while len(kept) > SOURCES:
+        kept.popitem(last=False)
+
+
+def source_of(item_id: str) -> Source | None:
+    """What result `item_id` was made from, when this session still has it and it rests on the subject mask."""
+    return st.session_state[SOURCES_KEY].get(item_id)
+
+
+def forget_sources() -> None:
+    """Drop every photo kept for Touch up (Forget my photos)."""
+    st.session_state[SOURCES_KEY].clear()

@@ -8,7 +8,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.history import HistoryItem
+from services.items import HistoryItem
 
 MANIFEST_FIELDS = ["file", "prompt", "format", "engine", "seconds", "status", "error"]
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.

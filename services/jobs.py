@@ -1,5 +1,6 @@
 """The steps of one replacement, run by a worker of `services.runs`: send (reserve the image, wait for a
-slot on the key's line, call the engine) and finish (previews, the history item). No Streamlit here.
+slot on the key's line, call the engine) and finish (previews, the history item). Progress is reported as
+notes (a kind and its numbers) that `components.messages` words. No Streamlit here.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from services import config, engines, images, masks, novita, subject_lock
+from services import config, engines, images, novita, previews, subject_lock, touchup
 from services.budget import Account, BudgetExceeded, Ledger
-from services.history import HistoryItem
+from services.errors import Note, Refusal, note
 from services.images import PreparedImage
+from services.items import HistoryItem
 from services.quota import Limiter, Suspended, bucket_for
 
 log = logging.getLogger(__name__)
@@ -25,19 +27,27 @@ RATE_LIMIT_RETURNS = 1  # times a photo goes back in line after a 429 before it 
 Progress = Callable[..., None]
 
 
-class Cancelled(Exception):
-    """The person cancelled while waiting for a slot; nothing was sent."""
+class Cancelled(Refusal):
+    """The person cancelled before the photo was sent: `kind` cancelled_in_line (while waiting for a slot on
+    the key) or cancelled_before_sent (still queued); nothing was sent, so a retry may send it."""
+
+    kind = "cancelled_before_sent"
+    retryable = True
 
 
-EXPECTED = (images.ImageError, novita.NovitaError, Cancelled, Suspended, BudgetExceeded)  # known sentences
+EXPECTED = (Refusal, novita.NovitaError, Suspended, BudgetExceeded)  # failures with their own sentence
 
 
-def retryable(error: BaseException) -> bool:
-    """Whether the same run, sent again as it is, may succeed: never for a refused photo, a paused key or a
-    budget that is used up."""
-    if isinstance(error, novita.NovitaError):
-        return error.retryable
-    return not isinstance(error, EXPECTED)
+def retryable(error: BaseException | None) -> bool:
+    """The one answer to "may Try again (or Retry failed) help?": the same task, sent again as it is, may
+    succeed. Yes for a cancelled task (nothing was sent) and for an unexpected failure; for a Novita failure,
+    what its class says (a 429, a 5xx or a broken connection yes; a refusal no); never for a refused photo,
+    a paused key or a budget that is used up."""
+    if error is None:
+        return False
+    if isinstance(error, (Suspended, BudgetExceeded)):
+        return False
+    return getattr(error, "retryable", True)
 
 
 def certainly_not_processed(error: BaseException) -> bool:
@@ -77,7 +87,8 @@ Accepted = Callable[[engines.Handle], None]
 def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, api_key: str | None = None,
          cost: float = 0.0, ledger: Ledger | None = None, account: Account | None = None, owner_key: bool = False,
          cancel: threading.Event | None = None, progress: Progress | None = None,
-         accepted: Accepted | None = None, recipe: dict | None = None, scope: str = "") -> engines.ReplaceResult:
+         accepted: Accepted | None = None, recipe: dict | None = None, scope: str = "",
+         strokes: tuple = ()) -> engines.ReplaceResult:
     """Reserve the image on the ledger, wait for a slot in the key's line, submit to the engine, then collect
     its result (checked and decoded). The reservation is spent the moment the engine accepts the job (a task
     id, or a synchronous image), and `accepted(handle)` is told of a remote task before anything else can
@@ -85,12 +96,12 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
     it), so every request sent was granted by the limiter."""
     report = progress or _silent
     width, height = prepared.size
-    report(step=f"Prepared the photo: {width} × {height} {prepared.format.upper()}")
+    report(step=note("prepared", width=width, height=height, format=prepared.format))
     try:
         chosen = engines.engine_for(engine)
     except config.ConfigError as exc:
         raise novita.ConfigurationError(str(exc)) from None
-    job = engines.Job(prepared.data, prompt, image_type, api_key, recipe, scope)
+    job = engines.Job(prepared.data, prompt, image_type, api_key, recipe, scope, strokes)
     if not chosen.remote or ledger is None or not api_key:
         return _collect(chosen, _submit(chosen, job, report), job, report, accepted)
     bucket = bucket_for(api_key)
@@ -98,12 +109,12 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
         _raise_if_paused(ledger.limiter, bucket)  # before waiting in line for a slot that could not be used
         reservation = ledger.reserve(account, owner_key=owner_key, cost=cost)
         try:
-            report(stage="Waiting for a free slot on the shared key")
+            report(stage=note("waiting_slot"))
             granted = ledger.limiter.acquire(bucket, cancel=cancel,
                                              on_wait=lambda place, seconds: report(waiting=(place, seconds)))
             report(waiting=False)
             if not granted:
-                raise Cancelled("Cancelled while waiting; nothing was sent to Novita.")
+                raise Cancelled("cancelled_in_line")
             _raise_if_paused(ledger.limiter, bucket)  # another session's refusal may have come in meanwhile
             try:
                 handle = _submit(chosen, job, report)
@@ -117,7 +128,7 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
             ledger.limiter.penalize(bucket, min(wait, RATE_LIMIT_HOLD_MAX))  # every session holds off
             if returns == RATE_LIMIT_RETURNS:
                 raise
-            report(step="Novita was busy; back in line for the shared key")
+            report(step=note("back_in_line"))
             continue
         except BaseException as exc:
             if certainly_not_processed(exc):
@@ -138,7 +149,7 @@ def collect_again(handle: engines.Handle, prepared: PreparedImage, prompt: str, 
     """Collect a task Novita already accepted (a retry after its wait ran out or its link died): no POST, no
     reservation, nothing paid again; the wait starts anew."""
     report = progress or _silent
-    report(step="Collecting the image Novita was already making: nothing is paid again")
+    report(step=note("collecting_again"))
     job = engines.Job(prepared.data, prompt, image_type, api_key)
     fresh = engines.Handle(handle.engine, task_id=handle.task_id)  # a new NOVITA_TIMEOUT from now
     return _collect(engines.REGISTRY[handle.engine], fresh, job, report, None)
@@ -153,40 +164,36 @@ def collectable(error: BaseException) -> bool:
                               novita.InvalidResponseError))
 
 
-STAGES = {engines.NOVITA: "Sending the photo to Novita", engines.OFFLINE: "Cutting out the subject and painting a backdrop"}
-
-
 def _submit(engine: engines.Engine, job: engines.Job, report: Progress) -> engines.Handle:
-    report(stage=STAGES.get(engine.family, "Cutting out the subject"))
+    report(stage=note("sending", family=engine.family))
     return engine.submit(job)
 
 
 def _collect(engine: engines.Engine, handle: engines.Handle, job: engines.Job, report: Progress,
              accepted: Accepted | None) -> engines.ReplaceResult:
     if handle.task_id is not None:
-        report(step="Novita accepted the photo")
+        report(step=note("accepted"))
         if accepted is not None:
             accepted(handle)
     result = engine.collect(handle, job, progress=lambda state: report(stage=novita_stage(state)))
-    report(step=f"{engines.LABELS[engine.family]} answered in {result.seconds:.1f} s")
+    report(step=note("answered", family=engine.family, seconds=result.seconds))
     return result
 
 
-def novita_stage(state: novita.TaskState) -> str:
-    """What the run's status says while Novita works on a task: queued, or how far it got."""
+def novita_stage(state: novita.TaskState) -> Note:
+    """The run's stage while Novita works on a task: queued, or making it (how far, and about how long left,
+    while it is processing)."""
     if state.status == "QUEUED":
-        return "Queued at Novita"
+        return note("queued")
     if state.status != "PROCESSING":
-        return "Novita is making the new background"
-    done = f": {state.progress} %" if state.progress else ""
-    left = f", about {state.eta:.0f} s left" if state.eta else ""
-    return f"Novita is making the new background{done}{left}"
+        return note("making")
+    return note("making", progress=state.progress, eta=state.eta)
 
 
 def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_type: str,
            result: engines.ReplaceResult, *, engine: str, source_name: str, cost: float = 0.0,
            started: float | None = None, progress: Progress | None = None, lock: bool = False,
-           item_id: str | None = None, scope: str = "") -> HistoryItem:
+           item_id: str | None = None, scope: str = "", strokes: tuple = ()) -> HistoryItem:
     """The second half of `make_item`: the result fitted to the photo (and, with `lock`, the photo's own
     subject laid back: the caller asks it only of an engine that redraws), its previews, and the history
     item that holds it all."""
@@ -194,31 +201,31 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
     decoded, real = result.decoded, _size_of(result.image)
     if decoded is None or (decoded.size != real and (lock or real != prepared.size)):
         decoded = images.open_image(result.image)  # the checked decode may be preview-sized: these need it whole
-    notices: list[str] = []
+    notices: list[Note] = []
     changed = False
     if real != prepared.size and engine == engines.NOVITA:  # a frame made here has its own size on purpose
-        report(stage="Fitting the result to your photo")
+        report(stage=note("fitting"))
         if decoded.size[0] * decoded.size[1] < prepared.size[0] * prepared.size[1]:
-            notices.append(f"Novita made this at {decoded.size[0]} × {decoded.size[1]} px, a lower resolution than "
-                           f"your photo's {prepared.size[0]} × {prepared.size[1]}; it was enlarged to fit.")
+            notices.append(note("enlarged", width=decoded.size[0], height=decoded.size[1],
+                                photo_width=prepared.size[0], photo_height=prepared.size[1]))
         decoded, changed = subject_lock.fit_to(decoded, prepared.size), True
     if lock:
-        report(stage="Laying your subject back over the new scene")
+        report(stage=note("laying_back"))
         locked = subject_lock.lay_subject_back(images.open_image(prepared.data), decoded,
-                                               masks.layers(prepared.data, scope))  # cut once per photo
+                                               touchup.layers(prepared.data, scope, strokes))  # cut once per photo
         if locked.locked:
             decoded, changed = locked.image, True
-            notices.append("Your subject is the photo's own, laid over Novita's new scene.")
+            notices.append(note("subject_laid_back"))
         else:
-            notices.append("Novita moved or resized the subject, so its image is shown as it made it.")
+            notices.append(note("subject_moved"))
     if result.converted and not changed:
-        notices.append("Novita sent another format; it was converted here.")
+        notices.append(note("converted"))
     notices.extend(result.notices)
     if result.before is not None:  # the photo placed in the result's own frame, so the slider lines up
-        before_preview = images.previews(result.before)[0]
+        before_preview = previews.previews(result.before)[0]
     data = images.encode(decoded, image_type) if changed or result.image_type != image_type else result.image
-    report(stage="Making the previews")
-    after_preview, thumbnail = images.previews(decoded)
+    report(stage=note("previews"))
+    after_preview, thumbnail = previews.previews(decoded)
     seconds = time.monotonic() - started if started is not None else result.seconds
     extra = {"id": item_id} if item_id else {}
     return HistoryItem(

@@ -60,7 +60,7 @@ class Layers:
 
 def layers(data: bytes, scope: str = "") -> Layers:
     """The subject layers of the photo in `data`, from the cache of `scope` (a session) or made now (and
-    kept). Bytes that are not a usable photo raise `images.ImageError`, a sentence for a person; nothing is
+    kept). Bytes that are not a usable photo raise `images.ImageError`; nothing is
     kept for them."""
     key = f"{scope}:{hashlib.sha256(data).hexdigest()}"
     with _lock:

@@ -29,7 +29,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
-from services import config, images, remote_image
+from services import config, images, previews, remote_image
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +66,15 @@ class NovitaError(Exception):
 
 
 class ConfigurationError(NovitaError):
-    """The app is set up wrong or the key is unusable; `kind` is "no_key", "key_chars" or "settings"."""
+    """The app is set up wrong or the key is unusable; `kind` is "no_key", "key_chars" or "settings", and
+    `facts` what a settings sentence needs (`image_types` when an output format outside them was asked)."""
 
     retryable = False
     actor = OWNER
 
-    def __init__(self, message: str, kind: str = "settings") -> None:
+    def __init__(self, message: str, kind: str = "settings", **facts: object) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind, self.facts = kind, facts
 
 
 class APIConnectionError(NovitaError):
@@ -632,8 +633,8 @@ def _settings(image_type: str, prompt: str, api_key: str | None, base_url: str |
     """(key, base URL, read timeout) for a call, or the typed error that says what is wrong. The prompt's
     length is bounded here, the one choke point every call passes, not only in the widget."""
     if image_type not in IMAGE_TYPES:
-        msg = f"Output format must be one of {', '.join(IMAGE_TYPES)}."
-        raise ConfigurationError(msg)
+        raise ConfigurationError(f"output format {image_type!r} is not one of {IMAGE_TYPES}",
+                                 image_types=IMAGE_TYPES)
     if len(prompt) > config.PROMPT_MAX_CHARS:
         raise PromptTooLongError(len(prompt), config.PROMPT_MAX_CHARS)
     key = config.api_key(api_key)
@@ -742,7 +743,7 @@ def _decode_image(content: bytes, image_type: str, headers, request_id: str | No
         # Every byte is decoded, so a cut-off image is caught here, not in the browser; a JPEG in the
         # requested type only at the scale its previews need.
         if actual == image_type:
-            return data, False, images.open_image(data, fit_edge=images.PREVIEW_EDGE)
+            return data, False, images.open_image(data, fit_edge=previews.PREVIEW_EDGE)
         decoded = images.open_image(data)
         return images.encode(decoded, image_type), True, decoded
     except images.ImageError:

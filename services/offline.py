@@ -15,16 +15,17 @@ from PIL import Image
 
 from services import grabcut, subject_model
 from services.backdrops import render_backdrop
+from services.errors import Refusal
 from services.images import encode, open_image
 
-__all__ = ["DESCRIPTION", "NO_TRANSPARENT_JPEG", "cut_out", "render_backdrop", "replace_background", "subject_layers",
-           "transparent"]
+__all__ = ["NoTransparency", "cut_out", "render_backdrop", "replace_background", "subject_layers", "transparent"]
 
-DESCRIPTION = (
-    "Your subject, cut out on this server, on a studio backdrop painted from the colours and mood of your "
-    "prompt; for photographic scenes add a Novita key."
-)
-NO_TRANSPARENT_JPEG = "JPEG has no transparency: choose PNG or WEBP for a transparent cut-out."
+
+class NoTransparency(Refusal, ValueError):
+    """A transparent cut-out was asked for as JPEG, which has no transparency."""
+
+    kind = "no_transparent_jpeg"
+
 
 WORK_EDGE = 512  # the mask is made on a copy this long (fast); edges are refined at full size after
 MIN_EDGE = 24  # a thumbnail smaller than this has no border to learn a background from: it is kept whole
@@ -35,9 +36,9 @@ def replace_background(image: bytes, prompt: str, image_type: str = "png") -> by
     """Cut the subject out of `image`, set it on a backdrop drawn from `prompt`, and encode the result.
 
     The result has the input's size and is encoded as `image_type` ("png", "webp" or "jpeg"); bytes
-    that are not an image raise `ValueError` with a sentence a person can act on.
+    that are not an image raise `images.ImageError` (a `ValueError`).
     """
-    photo = open_image(image)  # raises ImageError, a ValueError with a sentence for a person
+    photo = open_image(image)
     return on_backdrop(*_subject_of(photo), prompt, image_type)
 
 
@@ -52,17 +53,18 @@ def on_backdrop(subject: np.ndarray, a: np.ndarray, prompt: str, image_type: str
 def transparent(image: bytes, image_type: str = "png") -> bytes:
     """The subject of `image` alone on a transparent background, encoded as "png" or "webp".
 
-    JPEG cannot hold transparency, so it raises `ValueError`; so do bytes that are not an image.
+    JPEG cannot hold transparency, so it raises `NoTransparency`; bytes that are not an image raise
+    `images.ImageError` (both are a `ValueError`).
     """
     if image_type not in ("png", "webp"):
-        raise ValueError(NO_TRANSPARENT_JPEG)
+        raise NoTransparency
     return alone(*_subject_of(open_image(image)), image_type)
 
 
 def alone(subject: np.ndarray, a: np.ndarray, image_type: str = "png") -> bytes:
     """A subject already cut out (its colours and alpha) on transparency, encoded as "png" or "webp"."""
     if image_type not in ("png", "webp"):
-        raise ValueError(NO_TRANSPARENT_JPEG)
+        raise NoTransparency
     return encode(Image.fromarray(np.dstack([subject, a]), "RGBA"), image_type)
 
 

@@ -22,7 +22,6 @@ from services import config
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PER_MINUTE = 10  # Novita's default for replace-background, per key
 POLL = 0.25  # seconds between checks while waiting; also how soon a cancel is noticed
 REDIS_TIMEOUT = 0.25  # seconds for one Redis call: a hung Redis must not stall a page
 REDIS_RETRY = 15.0  # seconds on the in-memory fallback before Redis is tried again
@@ -322,15 +321,8 @@ class RedisLimiter(Limiter):
 
 def from_settings() -> Limiter:
     """The limiter the settings ask for: Redis with `RATE_LIMIT_REDIS_URL`, else in memory."""
-    try:
-        limit = int(config.setting("NOVITA_RATE_LIMIT_PER_MINUTE", str(DEFAULT_PER_MINUTE)))
-    except ValueError:
-        limit = DEFAULT_PER_MINUTE
-    try:
-        window = float(config.setting("RATE_LIMIT_WINDOW_SECONDS", "60"))
-    except ValueError:
-        window = 60.0
-    url = config.setting("RATE_LIMIT_REDIS_URL")
+    limit, window = config.rate_limit_per_minute(), config.rate_limit_window_seconds()
+    url = config.rate_limit_redis_url()
     if url:
         try:
             return RedisLimiter(url, limit, window)

@@ -5,10 +5,24 @@ A task is prepared on the process's CPU pool, sent on its send pool (at most `co
 once, the sessions served in turn), and finished (previews) on the CPU pool again, so a send slot is never
 held for decoding. The offline engine is CPU work: its tasks stay on the CPU pool from start to end. The
 page polls the tasks and moves finished results into history; workers never touch Streamlit.
+
+The prompt's path, from the text box to Novita's JSON body (8 hops; each names the next function):
+1. views/replace.py draws the Prompt box (`inputs.prompt_box`, its key in `inputs.FORMS`); the run
+   button's on_click is `actions.start("replace")`.
+2. `actions.start` reads it (`inputs.prompt`) into a `Task`, and `actions._run` calls `Run.start`.
+3. `Run.start` queues `Run._begin` on the CPU pool (`workers.cpu().submit(owner, self._begin, task, …)`).
+4. `Run._begin` prepares the photo and queues `Run._send` on the send pool.
+5. `Run._send` calls `jobs.send(prepared, task.prompt, …)`.
+6. `jobs.send` reserves the image, waits in the key's line and hands `engines.Job(data, prompt, …)` to the
+   engine (`_submit` → `engine.submit`).
+7. `QwenEdit.submit` (engines/qwen_edit.py) calls `novita.submit_edit(job.data, job.prompt, …)`.
+8. `novita.submit_edit` checks the prompt (`_settings`: at most 500 characters) and writes the body
+   (`_edit_body(image, edit_instruction(prompt), …)`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -17,18 +31,30 @@ from dataclasses import dataclass, field
 
 from services import engines, export, images, jobs, novita, recovery, workers
 from services.budget import Account, Ledger
-from services.history import HistoryItem
+from services.errors import Note, note
+from services.items import HistoryItem
 
 log = logging.getLogger(__name__)
 WAITING, RUNNING, DONE, FAILED = "waiting", "running", "done", "failed"
 
 
-def can_retry(error: BaseException | None) -> bool:
-    """Whether Retry failed can help with this failure: a cancelled task (nothing was sent), or one the
-    same request may get through next time."""
-    if error is None:
-        return False
-    return isinstance(error, jobs.Cancelled) or jobs.retryable(error)
+MASKED = (engines.OFFLINE, engines.CUTOUT, engines.COMPOSITE)  # every result they make rests on the subject mask
+
+
+@dataclass(frozen=True)
+class MadeFrom:
+    """What a finished result resting on the subject mask was made from, so a touch-up can make it again:
+    the prepared photo, and the image a redrawing engine made before the photo's subject was laid back over
+    it (`scene`, without its decoded pixels; None for a result made here) with that engine's name."""
+
+    prepared: images.PreparedImage
+    scene: engines.ReplaceResult | None = None
+    scene_by: str | None = None
+
+
+def scope_of(owner: Hashable) -> str:
+    """The scope of what is reused within one session only (a photo's cut subject): its owner's identity."""
+    return str(id(owner))
 
 
 @dataclass(eq=False)
@@ -40,8 +66,8 @@ class Task:
     data: bytes | None = field(default=None, repr=False)  # the uploaded bytes, until prepared
     prepared: images.PreparedImage | None = field(default=None, repr=False)
     status: str = WAITING
-    stage: str = "Waiting for a free worker"
-    steps: list[str] = field(default_factory=list)
+    stage: Note = field(default_factory=lambda: note("waiting_worker"))  # what it is doing now
+    steps: list[Note] = field(default_factory=list)  # the steps done, for the run's status
     waiting: tuple[int, float] | None = None  # (place in line, about how many seconds) for the shared key
     error: BaseException | None = None
     item: HistoryItem | None = field(default=None, repr=False)
@@ -55,11 +81,13 @@ class Task:
     finished: float | None = None
     attempt: int = 0  # a retry starts a new attempt; work queued for an older one does nothing
     queued: bool = False  # handed to the workers for this attempt: never twice, or a photo is paid twice
+    strokes: tuple = field(default=(), repr=False)  # touchup.Stroke: corrections to the subject mask
+    made_from: MadeFrom | None = field(default=None, repr=False)  # once done with the mask, until collected
 
     @property
     def retryable(self) -> bool:
         """True when it failed and a retry can help."""
-        return self.status == FAILED and can_retry(self.error)
+        return self.status == FAILED and jobs.retryable(self.error)
 
     @property
     def elapsed(self) -> float:
@@ -125,8 +153,7 @@ class Run:
             for task, _ in queued:
                 task.queued, task.started = True, time.monotonic()
         for task, attempt in queued:
-            workers.cpu().submit(self._owner, lambda t=task, a=attempt: self._begin(t, a, spending),
-                                 limit=workers.cpu_share())
+            workers.cpu().submit(self._owner, self._begin, task, attempt, spending, limit=workers.cpu_share())
 
     def retry_failed(self, spending: Spending) -> int:
         """Put the failed tasks a retry can help back in line and run them again; returns how many."""
@@ -146,7 +173,7 @@ class Run:
         with self._lock:
             for task in self.tasks:
                 if task.status == WAITING:
-                    self._fail_locked(task, jobs.Cancelled("Cancelled before it was sent; nothing was spent."))
+                    self._fail_locked(task, jobs.Cancelled("cancelled_before_sent"))
 
     def collect(self) -> list[Task]:
         """Finished tasks not yet handed over (each is returned once), for the page to add to history."""
@@ -178,7 +205,7 @@ class Run:
     @property
     def _scope(self) -> str:
         """Whose run it is, for what may be reused within one session only (a photo's cut subject)."""
-        return str(id(self._owner))
+        return scope_of(self._owner)
 
     @property
     def _owner(self) -> Hashable:
@@ -196,12 +223,11 @@ class Run:
             return
         try:
             if task.prepared is None:
-                task.stage = "Preparing the photo"
+                task.stage = note("preparing")
                 task.prepared = images.prepare(task.data or b"", task.source_name)
             task.data = None  # the prepared copy is all that is needed from here on
             if self.engine == engines.NOVITA:
-                workers.sends().submit(self._owner, lambda: self._send(task, attempt, spending),
-                                       limit=spending.concurrency)
+                workers.sends().submit(self._owner, self._send, task, attempt, spending, limit=spending.concurrency)
                 return
             with self._lock:
                 if not self._current(task, attempt) or self.cancel.is_set():
@@ -209,7 +235,8 @@ class Run:
                 task.status = RUNNING
             task.started = time.monotonic()
             task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
-                                   progress=task._progress, recipe=self.recipe, scope=self._scope)
+                                   progress=task._progress, recipe=self.recipe, scope=self._scope,
+                                   strokes=task.strokes)
             self._finish(task, attempt, spending)
         except Exception as exc:  # one photo's failure never stops the others
             self._fail(task, attempt, exc)
@@ -237,8 +264,7 @@ class Run:
                 self._drop_receipt(task)
             self._fail(task, attempt, exc)
             return
-        workers.cpu().submit(self._owner, lambda: self._finish_safely(task, attempt, spending),
-                             limit=workers.cpu_share())
+        workers.cpu().submit(self._owner, self._finish_safely, task, attempt, spending, limit=workers.cpu_share())
 
     def _finish_safely(self, task: Task, attempt: int, spending: Spending) -> None:
         try:
@@ -261,20 +287,28 @@ class Run:
 
     def _finish(self, task: Task, attempt: int, spending: Spending) -> None:
         task_id = task.handle.task_id if task.handle is not None else None
+        lock = self.lock and task.handle is not None and engines.REGISTRY[task.handle.engine].redraws
         item = jobs.finish(task.prepared, task.prepared.preview, task.prompt, self.image_type, task.reply,
                            engine=self.engine, source_name=task.source_name, cost=spending.price,
-                           started=task.started, progress=task._progress,
-                           lock=self.lock and task.handle is not None and engines.REGISTRY[task.handle.engine].redraws,
-                           item_id=recovery.item_id(task_id) if task_id else None, scope=self._scope)
+                           started=task.started, progress=task._progress, lock=lock,
+                           item_id=recovery.item_id(task_id) if task_id else None, scope=self._scope,
+                           strokes=task.strokes)
+        made_from = None
+        if self.engine in MASKED:
+            made_from = MadeFrom(task.prepared)
+        elif lock and any(getattr(notice, "kind", None) == "subject_laid_back" for notice in item.notices):
+            made_from = MadeFrom(task.prepared, dataclasses.replace(task.reply, decoded=None, before=None),
+                                 task.handle.engine)
         if self.keep is not None and task.attempt == attempt:
             self.keep(item)  # kept before the page hears of it: a tab closed meanwhile loses nothing
         self._drop_receipt(task)
         with self._lock:
             if task.attempt != attempt:
                 return
-            task.steps.append("Done")
+            task.steps.append(note("done"))
             task.item, task.status, task.finished, task.waiting = item, DONE, time.monotonic(), None
-            # what made it is in the history item now; the run keeps no second copy
+            task.made_from = made_from
+            # what made it is in the history item now (and in made_from, until collected): no second copy
             task.reply = task.prepared = task.data = None
 
     def _fail(self, task: Task, attempt: int, exc: Exception) -> None:
@@ -288,7 +322,7 @@ class Run:
         """Mark a task failed; keep only what a retry needs: nothing when a retry cannot help, else its
         prepared photo (the upload itself only when it was never prepared) and a reply already paid for."""
         task.status, task.error, task.waiting, task.finished = FAILED, exc, None, time.monotonic()
-        if not can_retry(exc):
+        if not jobs.retryable(exc):
             task.data = task.prepared = task.reply = None
         elif task.prepared is not None:
             task.data = None

@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from services import config
-from services.history import EXTENSIONS, MAX_BYTES, MAX_ITEMS, HistoryItem
+from services.items import EXTENSIONS, MAX_BYTES, MAX_ITEMS, HistoryItem, over_bounds
 
 log = logging.getLogger(__name__)
 META = ("id", "created", "prompt", "image_type", "engine", "seconds", "source_name", "size", "cost", "notices")
@@ -37,8 +37,8 @@ DEFAULT_DIR = Path(tempfile.gettempdir()) / "replace-background-studio" / "histo
 
 
 class StoreError(OSError):
-    """The store could not do what was asked; the session goes on with what it holds in memory. An OSError,
-    so the history model can catch it without importing this module."""
+    """The store could not do what was asked; the session goes on with what it holds in memory. Every failure
+    of a store's methods is one (a disk's or a bucket's); an OSError, as what it wraps mostly is."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ class Entry:
     id: str
     created: float
     nbytes: int
+
+
+def _row_nbytes(row: tuple[str, Entry]) -> int:
+    """What one (owner, entry) of the index weighs, for the bounds."""
+    return row[1].nbytes
 
 
 def owner_of(token: str) -> str:
@@ -125,16 +130,6 @@ def unpack_receipt(data: bytes) -> Receipt:
 RECEIPT_NAME = re.compile(r"^[0-9a-f]{8,64}-[0-9a-f]{24}$")
 
 
-def over_bounds(entries: list[Entry], max_items: float, max_bytes: float) -> list[Entry]:
-    """The oldest entries to drop so the rest (newest first) fit both bounds; the newest always stays."""
-    total = 0
-    for place, entry in enumerate(entries):
-        total += entry.nbytes
-        if place and (place + 1 > max_items or total > max_bytes):
-            return entries[place:]
-    return []
-
-
 class Store(ABC):
     """Kept results by owner. Every method may raise StoreError; none raises for one damaged result."""
 
@@ -148,6 +143,17 @@ class Store(ABC):
     def cutoff(self) -> float:
         """Results created before this time have expired."""
         return time.time() - self.ttl_seconds
+
+    def _dropped(self, kept: list[tuple[str, Entry]], owner: str) -> list[tuple[str, Entry]]:
+        """What a `put` for `owner` drops, of every kept (owner, entry), newest first: the expired, `owner`'s
+        oldest past the bounds of one browser, and the oldest anywhere past the store's total."""
+        cutoff = self.cutoff()
+        live = [row for row in kept if row[1].created >= cutoff]
+        mine = [row for row in live if row[0] == owner]
+        dropped = [row for row in kept if row[1].created < cutoff]
+        dropped += over_bounds(mine, self.max_items, self.max_bytes, _row_nbytes)
+        dropped += over_bounds(live, float("inf"), self.max_total_bytes, _row_nbytes)
+        return list(dict.fromkeys(dropped))  # a result past both bounds is dropped once
 
     @abstractmethod
     def put(self, owner: str, item: HistoryItem) -> list[str]:
@@ -195,6 +201,14 @@ def _check(*names: str) -> None:
             raise StoreError(msg)
 
 
+def _unlink(path: Path) -> None:
+    """Remove a file if it is there; a file that cannot be removed is the store's failure."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreError(f"history store: cannot remove a file ({type(exc).__name__})") from exc
+
+
 class LocalStore(Store):
     """Results as ZIP files under `root/<owner>/`, indexed in `root/index.sqlite3`. SQLite's locking makes it
     safe for several sessions and several processes sharing the folder."""
@@ -240,19 +254,13 @@ class LocalStore(Store):
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")  # one writer at a time across processes: the bounds hold
             db.execute("INSERT OR IGNORE INTO items VALUES (?, ?, ?, ?)", (owner, item.id, item.created, item.nbytes))
-            cutoff = self.cutoff()
-            dropped = db.execute("SELECT owner, id FROM items WHERE created < ?", (cutoff,)).fetchall()
-            everyone = db.execute("SELECT owner, id, created, nbytes FROM items WHERE created >= ? "
-                                  "ORDER BY created DESC", (cutoff,)).fetchall()
-            mine = [Entry(*row[1:]) for row in everyone if row[0] == owner]
-            dropped += [(owner, entry.id) for entry in over_bounds(mine, self.max_items, self.max_bytes)]
-            by_id = {row[1]: row[0] for row in everyone}
-            total = over_bounds([Entry(*row[1:]) for row in everyone], float("inf"), self.max_total_bytes)
-            dropped += [(by_id[entry.id], entry.id) for entry in total]
+            kept = [(row[0], Entry(*row[1:])) for row in db.execute(
+                "SELECT owner, id, created, nbytes FROM items ORDER BY created DESC")]
+            dropped = [(who, entry.id) for who, entry in self._dropped(kept, owner)]
             db.executemany("DELETE FROM items WHERE owner = ? AND id = ?", dropped)
             db.execute("COMMIT")
         for dropped_owner, dropped_id in dropped:
-            self._path(dropped_owner, dropped_id).unlink(missing_ok=True)
+            _unlink(self._path(dropped_owner, dropped_id))
         return sorted({dropped_id for dropped_owner, dropped_id in dropped if dropped_owner == owner})
 
     def entries(self, owner: str) -> list[Entry]:
@@ -278,7 +286,7 @@ class LocalStore(Store):
         path = self._path(owner, item_id)
         with self._db() as db:
             db.execute("DELETE FROM items WHERE owner = ? AND id = ?", (owner, item_id))
-        path.unlink(missing_ok=True)
+        _unlink(path)
 
     def forget(self, owner: str) -> None:
         _check(owner)
@@ -286,7 +294,7 @@ class LocalStore(Store):
             db.execute("DELETE FROM items WHERE owner = ?", (owner,))
         shutil.rmtree(self.root / owner, ignore_errors=True)
         for receipt in (self.root / "receipts").glob(f"{owner}-*.zip"):  # tasks in flight, with their photos
-            receipt.unlink(missing_ok=True)
+            _unlink(receipt)
 
 
     def _receipt_path(self, receipt_key: str) -> Path:
@@ -313,11 +321,11 @@ class LocalStore(Store):
                 continue  # collected meanwhile
             except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
                 log.warning("history store: a task's receipt is damaged (%s); removed", type(exc).__name__)
-                path.unlink(missing_ok=True)
+                _unlink(path)
         return found
 
     def drop_receipt(self, receipt: Receipt) -> None:
-        self._receipt_path(receipt.key).unlink(missing_ok=True)
+        _unlink(self._receipt_path(receipt.key))
 
 
 class S3Store(Store):
@@ -368,16 +376,10 @@ class S3Store(Store):
         key = f"{self.prefix}{owner}/{int(item.created * 1000):013d}-{item.nbytes}-{item.id}.zip"
         self._call("put_object", Bucket=self.bucket, Key=key, Body=pack(item), ContentType="application/zip")
         everyone = self._list()
-        cutoff = self.cutoff()
-        drop = {key for key, _, entry in everyone if entry.created < cutoff}
-        live = [row for row in everyone if row[0] not in drop]
-        mine = [row for row in live if row[1] == owner]
-        for rows, max_items, max_bytes in ((mine, self.max_items, self.max_bytes),
-                                           (live, float("inf"), self.max_total_bytes)):
-            keys = {row[2].id: row[0] for row in rows}
-            drop |= {keys[entry.id] for entry in over_bounds([row[2] for row in rows], max_items, max_bytes)}
-        self._delete_keys(sorted(drop))
-        return sorted(entry.id for key, who, entry in everyone if key in drop and who == owner)
+        keys = {(who, entry.id): key for key, who, entry in everyone}
+        dropped = self._dropped([(who, entry) for _, who, entry in everyone], owner)
+        self._delete_keys(sorted(keys[who, entry.id] for who, entry in dropped))
+        return sorted(entry.id for who, entry in dropped if who == owner)
 
     def entries(self, owner: str) -> list[Entry]:
         _check(owner)

@@ -8,6 +8,7 @@ CPUs). Each pool keeps one queue per owner (a browser session) and serves the ow
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -35,10 +36,10 @@ class FairPool:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, owner: Hashable, job: Callable[[], None], *, limit: int | None = None) -> None:
-        """Queue `job` for `owner`; at most `limit` of this owner's jobs run at once (None: any number)."""
+    def submit(self, owner: Hashable, job: Callable[..., None], *args, limit: int | None = None) -> None:
+        """Queue `job(*args)` for `owner`; at most `limit` of this owner's jobs run at once (None: any number)."""
         with self._cond:
-            self._queues.setdefault(owner, deque()).append(job)
+            self._queues.setdefault(owner, deque()).append(functools.partial(job, *args) if args else job)
             self._limits[owner] = limit or self.size
             if owner not in self._turns:
                 self._turns.append(owner)

@@ -201,7 +201,8 @@ def test_the_main_page_gallery_shows_four_at_a_time_newest_first(app):
     """A long session keeps the main page quick: its gallery pages four results at a time (History shows
     them all), and every result stays reachable."""
     from services.images import preview
-    from services.history import History, HistoryItem
+    from services.history import History
+    from services.items import HistoryItem
 
     jpeg = preview(photo_bytes(), 64)
     history = History()

@@ -14,6 +14,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from components.backgrounds import BLURRED, OWN, PLAIN
+from components.messages import note_sentences
 from tests.conftest import ROOT, photo_bytes
 from tests.hostile_files import big_png
 from tests.test_bad_input_matrix import bomb_png
@@ -120,7 +121,7 @@ def test_own_backdrop_asks_for_its_photo_then_covers_the_frame(at):
     assert not at.exception and not at.error
     item = only_item(at)
     assert item.download_name == "astronaut-own-backdrop.jpg"
-    assert "enlarged" in " ".join(item.notices)  # a 300 px backdrop behind a 640 px frame
+    assert "enlarged" in " ".join(note_sentences(item.notices))  # a 300 px backdrop behind a 640 px frame
 
 
 @pytest.mark.parametrize("name, make", [("bomb.png", lambda: bomb_png(40000, 40000)),

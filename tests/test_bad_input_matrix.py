@@ -25,6 +25,7 @@ import streamlit as st
 from PIL import Image, ImageOps
 from streamlit.testing.v1 import AppTest
 
+from components.messages import note_sentences, refusal_sentence
 from components.text import escape_markdown
 from services import images
 from tests.conftest import ROOT, photo_bytes
@@ -293,7 +294,7 @@ def test_through_prepare(case: Case):
         with pytest.raises(images.ImageError) as caught:
             images.prepare(data, case.filename)
         elapsed = time.perf_counter() - started
-        message = str(caught.value)
+        message = refusal_sentence(caught.value)
         assert SENTENCE.match(message) and not LEAKS.search(message), message
         for fragment in case.refused:
             assert fragment in message.lower(), f"{fragment!r} not in {message!r}"
@@ -303,10 +304,11 @@ def test_through_prepare(case: Case):
         assert max(prepared.size) <= images.FIT_EDGE
         assert prepared.size == case.sent_size
         assert prepared.format in ("jpeg", "png")
-        joined = " ".join(prepared.notices).lower()
+        said = note_sentences(prepared.notices)
+        joined = " ".join(said).lower()
         for fragment in case.notices:
-            assert fragment in joined, f"{fragment!r} not in notices {prepared.notices}"
-        for notice in prepared.notices:
+            assert fragment in joined, f"{fragment!r} not in notices {said}"
+        for notice in said:
             assert SENTENCE.match(notice) and not LEAKS.search(notice), notice
     if case.timed:
         assert elapsed < HANG_GUARD, f"{elapsed:.1f} s"
@@ -349,7 +351,7 @@ def test_through_the_page(app, novita_env, case: Case):
     photo = app.session_state["photo"]
     assert photo is not None and photo.name == case.filename
     shown = captions(app)
-    for notice in photo.prepared.notices:  # every change the preparation made is said on the page
+    for notice in note_sentences(photo.prepared.notices):  # every change the preparation made is said on the page
         assert notice in shown, f"notice not shown: {notice!r}"
     joined = " ".join(shown).lower()
     for fragment in case.notices:
@@ -384,8 +386,9 @@ def test_upload_cap_is_30_mb_in_the_config_and_in_prepare():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == 30
     assert images.MAX_FILE_BYTES == 30 * 1024 * 1024
-    with pytest.raises(images.ImageError, match="limit is 30 MB"):
+    with pytest.raises(images.ImageError) as caught:
         images.prepare(b"\xff\xd8\xff" + b"\0" * images.MAX_FILE_BYTES, "edge.jpg")  # one byte over
+    assert "limit is 30 MB" in refusal_sentence(caught.value)
 
 
 def test_refusal_shows_a_markdown_filename_literally(app):

@@ -14,7 +14,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from services import budget, export, runs
-from services.history import History, HistoryItem
+from services.history import History
+from services.items import HistoryItem
 from services.quota import MemoryLimiter
 from tests.conftest import TEST_KEY, photo_bytes
 from tests.test_runs import wait_finished
@@ -279,16 +280,16 @@ def _press_start_twice(kind: str) -> None:
             st.session_state["batch.upload"] = [Upload(f"p{i}.jpg", photo_bytes(colour=(60 * i, 90, 90)))
                                                 for i in range(4)]
             st.session_state["batch.prompt"] = "in a warehouse"
-            press, name = actions.start_batch, "batch"
+            name = "batch"
         else:
             session.set_photo("mug.jpg", photo_bytes(), "upload")
             for i in range(4):
                 st.session_state[f"variants.prompt{i}"] = f"idea {i}"
-            press, name = actions.start_variants, "variants"
-        press()
+            name = "variants"
+        actions.start(name)
         st.session_state["first"] = session.page(name).run
         assert actions.is_running(name)
-        press()  # the second press
+        actions.start(name)  # the second press
         st.session_state["second"] = session.page(name).run
         for run in (st.session_state["first"], st.session_state["second"]):
             while not run.finished:

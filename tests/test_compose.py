@@ -97,6 +97,7 @@ def detail(rgb: np.ndarray, where: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("name", PHOTOS)
+@pytest.mark.needs_subject_model("astronaut")
 def test_white_square_is_square_with_a_clean_border_and_the_subject_centred_with_the_margin(cut, name):
     _, layers = cut(name)
     made = compose.compose(layers, Recipe("colour", framing="square"))
@@ -305,6 +306,7 @@ def test_blurred_original_needs_the_photo(cut):
 @pytest.mark.parametrize("case,colour", FRINGE_CASES,
                          ids=lambda v: real_photos.case_name(v) if len(v) == 4 else "onto-" + "-".join(map(str, v)))
 @pytest.mark.parametrize("seed", [3, 5])
+@pytest.mark.needs_subject_model
 def test_no_fringe_of_the_old_background(case, colour, seed):
     rgb, truth = real_photos.composite(case, (480, 360), seed)
     layers = masks.from_photo(Image.fromarray(rgb))
@@ -313,6 +315,7 @@ def test_no_fringe_of_the_old_background(case, colour, seed):
     assert np.abs(out[ring].mean(-1) - np.mean(colour)).mean() <= FRINGE_BOUND
 
 
+@pytest.mark.needs_subject_model
 def test_shadow_is_drawn_under_the_subject_from_its_footprint_and_can_be_turned_off(cut):
     _, layers = cut("Red mug on a studio sweep")
     with_shadow = compose.compose(layers, Recipe("colour", framing="square"))

@@ -11,6 +11,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from components.messages import note_sentences
 from services import recovery
 from services.images import sniff_format
 from tests.conftest import ROOT, photo_bytes
@@ -94,7 +95,7 @@ def test_with_the_lock_the_subjects_pixels_are_the_photos_own(at, edit_env):
     original, result = decoded(photo), decoded(item.result)
     inside = (slice(300 + 8, 900 - 8), slice(533 + 8, 1066 - 8))  # the subject, a few pixels in
     assert np.percentile(np.abs(result[inside] - original[inside]), 99) <= 3
-    captions = " ".join(item.notices)
+    captions = " ".join(note_sentences(item.notices))
     assert "lower resolution" in captions and "photo's own" in captions
 
 
@@ -105,13 +106,13 @@ def test_without_the_lock_the_download_is_the_models_image(at, edit_env):
     original, result = decoded(photo), decoded(item.result)
     inside = (slice(300 + 8, 900 - 8), slice(533 + 8, 1066 - 8))
     assert np.abs(result[inside] - original[inside]).mean() > 3  # the model's redraw shows
-    assert "photo's own" not in " ".join(item.notices)
+    assert "photo's own" not in " ".join(note_sentences(item.notices))
 
 
 def test_a_subject_the_model_moved_is_kept_as_the_model_made_it_and_said(at, edit_env):
     edit_env.script("moved-subject")
     run_replace(at, data=big_photo(), lock=True)
-    assert "moved or resized the subject" in " ".join(only_item(at).notices)
+    assert "moved or resized the subject" in " ".join(note_sentences(only_item(at).notices))
 
 
 def test_the_result_keeps_the_task_id_as_its_history_id(at, edit_env):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from services import export
-from services.history import HistoryItem
+from services.items import HistoryItem
 
 
 def _item(prompt: str, source_name: str = "mug.jpg") -> HistoryItem:

@@ -1,8 +1,11 @@
 """The bounded history model and the download names."""
 
+import time
+
 import pytest
 
-from services.history import History, HistoryItem, download_name, slug
+from services.history import History
+from services.items import HistoryItem, download_name, slug
 
 
 def item(prompt="in a warehouse", result_bytes=1000, **kwargs) -> HistoryItem:
@@ -76,6 +79,19 @@ def test_slug_cuts_at_a_word_boundary():
 from services import store as stores  # noqa: E402
 
 OWNER = stores.owner_of("browser-token-for-the-history-tests")
+
+
+def test_the_session_and_the_store_drop_the_same_results(tmp_path):
+    """One eviction rule: with the same bounds, the session's history and the store keep the same results."""
+    history = History(max_items=3, max_bytes=5000)
+    kept = stores.LocalStore(tmp_path, ttl_seconds=3600, max_total_bytes=10**9, max_items=3, max_bytes=5000)
+    start = time.time()
+    for n, size in enumerate([1000, 2500, 900, 100, 4000, 6000, 10, 20, 30, 1200]):
+        made = item(str(n), size, created=start + n)
+        evicted = history.add(made)
+        dropped = kept.put(OWNER, made)
+        assert sorted(i.id for i in evicted) == dropped
+        assert [i.id for i in history] == [e.id for e in kept.entries(OWNER)]
 
 
 class CountingStore(stores.LocalStore):

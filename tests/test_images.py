@@ -1,4 +1,5 @@
-"""services.images: every image is generated here; assertions are on mode, size, format and pixels."""
+"""services.images and services.previews: every image is generated here; assertions are on mode, size, format
+and pixels, and on the sentences components.messages makes of refusals and notices."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageCms, ImageFile, JpegImagePlugin, TiffImagePlugin
 
-from services import images
+from components.messages import note_sentences, refusal_sentence
+from services import images, modes, previews
 from services.images import ImageError, PreparedImage
 from tests import hostile_files
 
@@ -93,9 +95,9 @@ def check_payload(prepared: PreparedImage) -> Image.Image:
         assert decoded.mode in ("RGB", "RGBA", "L")
     shown = load(prepared.preview)  # the slider's preview of exactly this payload
     width, height = prepared.size
-    assert shown.format == "JPEG" and shown.size == images.preview_size(prepared.size, images.PREVIEW_EDGE)
+    assert shown.format == "JPEG" and shown.size == previews.plan(prepared.size, previews.PREVIEW_EDGE)[0]
     longest = max(shown.size)
-    assert longest == max(width, height) or images.PREVIEW_EDGE <= longest <= images.PREVIEW_EDGE * images.PREVIEW_SLACK
+    assert longest == max(width, height) or previews.PREVIEW_EDGE <= longest <= previews.PREVIEW_EDGE * previews.PREVIEW_SLACK
     scale = longest / max(width, height)
     assert abs(shown.width - width * scale) <= 1 and abs(shown.height - height * scale) <= 1
     return decoded
@@ -198,7 +200,7 @@ def test_sixteen_bit_grey_is_scaled_not_clipped():
     low, high = load(prepared.data).getextrema()
     assert low < 8 and high > 240  # clipping instead of scaling would come out (0, 255) with most at 255
     assert np.asarray(load(prepared.data)).mean() == pytest.approx(126, abs=6)
-    assert any("8 bits" in notice for notice in prepared.notices)
+    assert any("8 bits" in notice for notice in note_sentences(prepared.notices))
 
 
 def test_sixteen_bit_rgb_png_is_not_reused():
@@ -210,14 +212,14 @@ def test_sixteen_bit_rgb_png_is_not_reused():
     assert not prepared.reused_original
     assert prepared.format == "jpeg"
     assert close(load(prepared.data).getpixel((4, 4)), (128, 0, 0), 6)
-    assert any("8 bits" in notice for notice in prepared.notices)
+    assert any("8 bits" in notice for notice in note_sentences(prepared.notices))
 
 
 def test_cmyk_becomes_rgb_with_notice():
     data = save(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG")
     prepared = images.prepare(data)
     assert close(load(prepared.data).getpixel((16, 16)), RED)
-    assert any("CMYK" in notice for notice in prepared.notices)
+    assert any("CMYK" in notice for notice in note_sentences(prepared.notices))
 
 
 def test_palette_transparency_survives():
@@ -251,7 +253,7 @@ def test_prepare_fits_inside_the_box(size, fitted, reused):
     assert prepared.original_size == size
     assert prepared.reused_original is reused
     assert prepared.format == "jpeg"
-    scaled = [notice for notice in prepared.notices if "scaled down" in notice]
+    scaled = [notice for notice in note_sentences(prepared.notices) if "scaled down" in notice]
     if reused:
         assert prepared.data is data and prepared.notices == ()
     else:
@@ -323,8 +325,9 @@ def test_photo_sent_untouched_is_decoded_once_at_preview_scale(monkeypatch):
 
 def test_cut_off_photo_is_refused_even_when_it_would_be_sent_untouched():
     data = save(Image.effect_noise((2048, 1536), 64).convert("RGB"), "JPEG")
-    with pytest.raises(ImageError, match="damaged or incomplete"):
+    with pytest.raises(ImageError) as caught:
         images.prepare(data[: len(data) * 3 // 4], "cut.jpg")
+    assert "damaged or incomplete" in refusal_sentence(caught.value)
 
 
 @pytest.mark.parametrize(("size", "shown_size", "thumb_size"), [
@@ -335,7 +338,7 @@ def test_previews_match_the_fair_resize(size, shown_size, thumb_size):
     """Quick previews (box reduction, then bicubic only where needed) look like Lanczos from full size."""
     image = load(phone_jpeg()).resize(size)
     fair = image.resize(shown_size, Image.Resampling.LANCZOS)
-    shown, thumb = (load(data) for data in images.previews(image))
+    shown, thumb = (load(data) for data in previews.previews(image))
     assert shown.size == shown_size and thumb.size == thumb_size
     difference = np.abs(np.asarray(shown, np.int16) - np.asarray(fair, np.int16))
     assert difference.mean() < 2.0
@@ -352,8 +355,8 @@ def test_previews_match_the_fair_resize(size, shown_size, thumb_size):
     ((300, 200), 800, (300, 200)),  # never upscaled
 ])
 def test_preview_size_is_the_smallest_scale_that_serves(size, edge, expected):
-    assert images.preview_size(size, edge) == expected
-    shown = images._preview_scale(Image.new("RGB", size), edge)
+    assert previews.plan(size, edge)[0] == expected
+    shown = previews.scaled(Image.new("RGB", size), edge)
     assert shown.size == expected
 
 
@@ -361,7 +364,7 @@ def test_a_16_bit_grey_image_gets_a_preview():
     """Pillow cannot box-reduce 16-bit grey; its preview is made all the same (it used to be called damaged)."""
     rows = (np.arange(2000, dtype=np.uint32)[None, :] * 32 + np.arange(1200, dtype=np.uint32)[:, None])
     data = save(Image.fromarray((rows % 65536).astype(np.uint16)), "PNG")
-    assert images.open_image(data, fit_edge=images.PREVIEW_EDGE).size == (1000, 600)
+    assert images.open_image(data, fit_edge=previews.PREVIEW_EDGE).size == (1000, 600)
     assert load(images.preview(data)).size == (1000, 600)
     assert load(images.preview(save(Image.fromarray(np.zeros((1000, 1500), np.uint16)), "PNG"))).size == (800, 533)
 
@@ -371,7 +374,7 @@ def test_before_and_after_previews_of_the_same_size_match():
     and still have the same size."""
     data = save(gradient((2048, 1536)), "JPEG", quality=90)
     before = load(images.prepare(data, "fits.jpg").preview)
-    after = load(images.previews(load(save(gradient((2048, 1536)), "PNG")))[0])
+    after = load(previews.previews(load(save(gradient((2048, 1536)), "PNG")))[0])
     assert before.size == after.size == (1024, 768)
 
 
@@ -406,7 +409,7 @@ def test_exif_orientation_is_applied_once(orientation):
     for corner in [(90, 6), (6, 58), (90, 58)]:
         assert close(decoded.getpixel(corner), WHITE)
     assert prepared.reused_original is (orientation == 1)
-    assert any("upright" in notice for notice in prepared.notices) is (orientation != 1)
+    assert any("upright" in notice for notice in note_sentences(prepared.notices)) is (orientation != 1)
     assert images.open_image(data).size == (96, 64)
 
 
@@ -459,14 +462,14 @@ def test_animation_uses_first_frame(fmt):
     check_payload(prepared)
     assert close(load(prepared.data).getpixel((24, 16)), RED)
     assert not prepared.reused_original
-    assert any("first frame" in notice for notice in prepared.notices)
+    assert any("first frame" in notice for notice in note_sentences(prepared.notices))
 
 
 def test_multipage_tiff_uses_first_page():
     pages = [Image.new("RGB", (48, 32), colour) for colour in (GREEN, BLUE)]
     prepared = images.prepare(save(pages[0], "TIFF", save_all=True, append_images=pages[1:]))
     assert close(load(prepared.data).getpixel((24, 16)), GREEN)
-    assert any("first page" in notice for notice in prepared.notices)
+    assert any("first page" in notice for notice in note_sentences(prepared.notices))
 
 
 def test_multi_picture_jpeg_sends_only_the_main_picture():
@@ -501,7 +504,7 @@ def test_gps_position_is_never_sent():
 def refusal(data: bytes, filename: str | None = "photo.png") -> str:
     with pytest.raises(ImageError) as caught:
         images.prepare(data, filename)
-    message = str(caught.value)
+    message = refusal_sentence(caught.value)
     assert message.endswith(".") and "\n" not in message
     return message
 
@@ -638,37 +641,18 @@ def test_encode_refuses_unknown_types():
     assert images.sniff_format(images.encode(Image.new("RGB", (4, 4)), "JPG")) == "jpeg"
 
 
-def test_convert_returns_same_bytes_when_already_that_type():
-    data = save(gradient((16, 16)), "PNG")
-    assert images.convert(data, "png") is data
-
-
-@pytest.mark.parametrize(("source", "target"), [("PNG", "jpeg"), ("JPEG", "webp"), ("WEBP", "png")])
-def test_convert_changes_type(source, target):
-    data = images.convert(save(marked(), source), target)
-    assert images.sniff_format(data) == target
-    decoded = load(data).convert("RGB")
-    assert decoded.size == (96, 64) and close(decoded.getpixel((6, 6)), RED)
-
-
-def test_convert_refuses_broken_bytes():
-    with pytest.raises(ImageError):
-        images.convert(b"not an image", "png")
-
-
 # ---------------------------------------------------------------- previews
 
 
 @pytest.mark.parametrize(
-    ("function", "edge", "expected"),
-    [(images.preview, images.PREVIEW_EDGE, (1008, 756)), (images.thumbnail, images.THUMB_EDGE, (256, 192))],
+    ("edge", "expected"), [(previews.PREVIEW_EDGE, (1008, 756)), (previews.THUMB_EDGE, (256, 192))],
 )
-def test_previews_are_small_rgb_jpegs(function, edge, expected):
-    data = function(phone_jpeg())  # 4032 x 3024: decoded at the DCT scale that covers the edge
+def test_previews_are_small_rgb_jpegs(edge, expected):
+    data = images.preview(phone_jpeg(), edge)  # 4032 x 3024: decoded at the DCT scale that covers the edge
     decoded = load(data)
     assert images.sniff_format(data) == "jpeg"
     assert decoded.mode == "RGB" and decoded.size == expected
-    assert edge <= max(decoded.size) <= edge * images.PREVIEW_SLACK
+    assert edge <= max(decoded.size) <= edge * previews.PREVIEW_SLACK
 
 
 def test_preview_never_upscales_and_accepts_grey():
@@ -686,7 +670,7 @@ def test_preview_shows_transparency_on_a_checkerboard():
 def test_on_checkerboard_composites_over_light_cells():
     image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     image.paste((*RED, 255), (48, 48, 64, 64))
-    board = images.on_checkerboard(image, cell=16)
+    board = previews.on_checkerboard(image, cell=16)
     assert board.mode == "RGB" and board.size == (64, 64)
     assert board.getpixel((0, 0)) == board.getpixel((16, 16)) != board.getpixel((16, 0))
     assert all(min(board.getpixel(xy)) >= 200 for xy in [(0, 0), (16, 0)])
@@ -695,7 +679,7 @@ def test_on_checkerboard_composites_over_light_cells():
 
 
 def test_on_checkerboard_of_opaque_image_is_plain_rgb():
-    board = images.on_checkerboard(Image.new("L", (8, 8), 50))
+    board = previews.on_checkerboard(Image.new("L", (8, 8), 50))
     assert board.mode == "RGB" and board.getpixel((3, 3)) == (50, 50, 50)
 
 
@@ -740,7 +724,7 @@ def test_small_files_that_decode_big_are_refused_or_prepared_within_the_budget(n
         prepared = images.prepare(data, name)
         assert prepared.size == (2048, 2048) and prepared.original_size == (7999, 7999)
         assert load(prepared.data).getextrema() == (3, 3)  # 1000 / 256, scaled not clipped
-        assert any("8 bits" in notice for notice in prepared.notices)
+        assert any("8 bits" in notice for notice in note_sentences(prepared.notices))
     else:
         message = refusal(data, name)
         assert message.startswith(f"“{name}” is ") and f"would take {refused_mb} MB of memory" in message
@@ -749,7 +733,7 @@ def test_small_files_that_decode_big_are_refused_or_prepared_within_the_budget(n
 
 @pytest.mark.parametrize("mode", ["I;16", "I", "I small", "F"])
 def test_high_depth_grey_comes_to_8_bits_a_band_at_a_time_as_a_whole(monkeypatch, mode):
-    monkeypatch.setattr(images, "_BAND_BYTES", 4000)  # 300 px wide: 3 rows a band, 67 bands
+    monkeypatch.setattr(modes, "_BAND_BYTES", 4000)  # 300 px wide: 3 rows a band, 67 bands
     ramp = np.linspace(0, 1, 300 * 200).reshape(200, 300)
     values = {"I;16": ramp * 65535, "I": ramp * 1_000_000 - 5000, "I small": ramp * 255, "F": ramp * 3.5 - 1}[mode]
     array = values.astype({"I;16": np.uint16, "F": np.float32}.get(mode, np.int32))
@@ -786,7 +770,7 @@ def test_a_big_photo_is_fitted_before_it_is_converted_and_stays_upright(fmt, ori
 def test_a_tiff_of_up_to_the_page_limit_uses_its_first_page(pages):
     prepared = images.prepare(hostile_files.many_pages_tiff(pages), "scan.tif")
     assert prepared.size == (1, 1)
-    assert "Your file has several pages, so only the first page was used." in prepared.notices
+    assert "Your file has several pages, so only the first page was used." in note_sentences(prepared.notices)
 
 
 @pytest.mark.parametrize("pages", [images.MAX_PAGES + 1, 32_000])
@@ -826,7 +810,7 @@ def test_decodes_at_once_are_bounded_across_the_process(monkeypatch):
 
     monkeypatch.setattr(images, "_load", counted_load)
     data = save(gradient((300, 200)), "PNG")
-    calls = [images.prepare, images.open_image, images.preview, lambda d: images.convert(d, "jpeg")]
+    calls = [images.prepare, images.open_image, images.preview, lambda d: images.preview(d, previews.THUMB_EDGE)]
     errors = []
 
     def work(call):

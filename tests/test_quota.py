@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from services import budget, engines, images, jobs, novita, quota
+from services import budget, config, engines, images, jobs, novita, quota
 from services.quota import MemoryLimiter, RedisLimiter, bucket_for
 from tests.conftest import ROOT, TEST_KEY
 from tests.novita_stub import Fault
@@ -254,7 +254,7 @@ def queue_up(limiter, bucket, count, **kwargs) -> list[Waiter]:
     waiters = []
     for _ in range(count):
         waiter = Waiter(limiter, bucket, **kwargs)
-        assert waiter.queued.wait(2), "a waiter never reported its place in line"
+        assert waiter.queued.wait(10), "a waiter never reported its place in line"
         waiters.append(waiter)
     return waiters
 
@@ -262,43 +262,52 @@ def queue_up(limiter, bucket, count, **kwargs) -> list[Waiter]:
 def test_a_cancelled_waiter_leaves_at_once_and_the_next_still_gets_its_turn(make_limiter):
     # Bounds with seconds of slack for a busy machine: a wrong limiter is off by a whole 3 s window.
     limiter, bucket = make_limiter(1, 3.0), bucket_for(TEST_KEY)
-    assert limiter.acquire(bucket, timeout=1)
+    before_grant = time.monotonic()  # the grant is stamped after this: a lower bound that load cannot break
+    assert limiter.acquire(bucket, timeout=5)
     first_grant = time.monotonic()
     head, second = queue_up(limiter, bucket, 2)
     head.cancel.set()
     assert head.join() is False
     assert head.ended_at < first_grant + 3.0  # left before the slot it waited for came free
-    assert second.join(timeout=8) is True
-    assert 3.0 - EPS <= second.ended_at - first_grant < 5.0  # its turn when the slot frees, not a window later
+    assert second.join(timeout=10) is True
+    assert second.ended_at - before_grant >= 3.0 - EPS  # not before the slot freed
+    assert second.ended_at - first_grant < 5.0  # its turn when the slot frees, not a window later
 
 
 def test_a_cancelled_waiter_behind_does_not_hold_the_line(make_limiter):
-    limiter, bucket = make_limiter(1, 0.4), bucket_for(TEST_KEY)
-    assert limiter.acquire(bucket, timeout=1)
+    # a window long enough for three threads to line up on a busy machine before the slot frees
+    limiter, bucket = make_limiter(1, 1.0), bucket_for(TEST_KEY)
+    assert limiter.acquire(bucket, timeout=5)
     head, middle, last = queue_up(limiter, bucket, 3)
     middle.cancel.set()
-    assert middle.join(timeout=1) is False
-    assert head.join(timeout=2) is True
-    assert last.join(timeout=2) is True
+    assert middle.join(timeout=5) is False
+    assert head.join(timeout=10) is True
+    assert last.join(timeout=10) is True
     assert head.ended_at <= last.ended_at
 
 
 def test_on_wait_reports_place_in_line_and_a_positive_estimate(make_limiter):
-    limiter, bucket = make_limiter(1, 2.0), bucket_for(TEST_KEY)
-    assert limiter.acquire(bucket, timeout=1)
-    granted = time.monotonic()
+    # a long window: every waiter is cancelled at the end, so it costs nothing, and no slot frees meanwhile
+    # however slow the machine
+    window = 20.0
+    limiter, bucket = make_limiter(1, window), bucket_for(TEST_KEY)
+    before_grant = time.monotonic()
+    assert limiter.acquire(bucket, timeout=5)
     waiters = queue_up(limiter, bucket, 3)
-    queued = time.monotonic() - granted  # however long a busy machine took to line them up
-    time.sleep(0.3)  # a poll or two: every waiter reports again
+    queued = time.monotonic() - before_grant  # however long a busy machine took to line them up
+    deadline = time.monotonic() + 10  # a poll or two: every waiter reports again
+    while any(len(w.reports) < 2 for w in waiters) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert all(len(w.reports) >= 2 for w in waiters), [w.reports for w in waiters]
     firsts = [w.reports[0] for w in waiters]
     assert [place for place, _ in firsts] == [1, 2, 3]
     assert all(seconds > 0 for w in waiters for _, seconds in w.reports)
-    assert 2.0 - queued - EPS <= firsts[0][1] <= 2.0 + EPS  # the head waits for the oldest grant to expire
-    # later in line: the head's wait plus one slot (window / limit = 2 s) per waiter ahead, less the
-    # time that passed between their reports
+    assert window - queued - EPS <= firsts[0][1] <= window + EPS  # the head waits for the oldest grant to expire
+    # later in line: the head's wait plus one slot (window / limit) per waiter ahead, less the time that
+    # passed between their reports
     head_wait = firsts[0][1]
-    assert firsts[1][1] >= head_wait + 2.0 - queued - EPS
-    assert firsts[2][1] >= head_wait + 4.0 - queued - EPS
+    assert firsts[1][1] >= head_wait + window - queued - EPS
+    assert firsts[2][1] >= head_wait + 2 * window - queued - EPS
     latest = [w.reports[-1][0] for w in waiters]
     assert latest == [1, 2, 3]
     for w in waiters:
@@ -307,46 +316,50 @@ def test_on_wait_reports_place_in_line_and_a_positive_estimate(make_limiter):
 
 
 def test_remaining_counts_down_and_recovers_after_the_window(make_limiter):
-    limiter, bucket = make_limiter(3, 0.5), bucket_for(TEST_KEY)
+    window = 2.0  # far longer than the counting down below takes on a busy machine
+    limiter, bucket = make_limiter(3, window), bucket_for(TEST_KEY)
     assert limiter.remaining(bucket) == 3
+    last_grant = None
     for left in (2, 1, 0):
-        assert limiter.acquire(bucket, timeout=0.2)
+        assert limiter.acquire(bucket, timeout=5)
+        last_grant = time.monotonic()
         assert limiter.remaining(bucket) == left
     assert limiter.acquire(bucket, timeout=0.1) is False  # a timed-out wait uses nothing
     assert limiter.remaining(bucket) == 0
-    time.sleep(0.6)
+    time.sleep(max(0.0, last_grant + window + 0.05 - time.monotonic()))  # every grant is a window old now
     assert limiter.remaining(bucket) == 3
-    assert limiter.acquire(bucket, timeout=0.2)
+    assert limiter.acquire(bucket, timeout=5)
 
 
 def test_timeout_returns_false_without_a_slot(make_limiter):
-    limiter, bucket = make_limiter(1, 5.0), bucket_for(TEST_KEY)
-    assert limiter.acquire(bucket, timeout=0.2)
+    limiter, bucket = make_limiter(1, 30.0), bucket_for(TEST_KEY)
+    assert limiter.acquire(bucket, timeout=5)
     started = time.monotonic()
     assert limiter.acquire(bucket, timeout=0.2) is False
-    assert time.monotonic() - started < 4.0  # gave up after its 0.2 s; the slot frees only after 5 s
+    assert time.monotonic() - started < 15.0  # gave up after its 0.2 s; the slot frees only after 30 s
 
 
 def test_penalize_holds_every_caller_for_about_the_given_seconds(make_limiter):
-    limiter, bucket = make_limiter(10, 5.0), bucket_for(TEST_KEY)
+    # a long window: it only shows when a limiter wrongly holds callers for it, so it costs nothing here
+    limiter, bucket = make_limiter(10, 30.0), bucket_for(TEST_KEY)
     penalized_at = time.monotonic()
-    limiter.penalize(bucket, 0.5)
+    limiter.penalize(bucket, 1.0)
     assert limiter.acquire(bucket, timeout=0.1) is False
     other = bucket_for("sk_someone_else")
-    assert limiter.acquire(other, timeout=0.1)  # only that key's bucket is held back
-    waiters = [Waiter(limiter, bucket, timeout=3) for _ in range(3)]
-    assert [w.join(timeout=3) for w in waiters] == [True, True, True]
+    assert limiter.acquire(other, timeout=5)  # only that key's bucket is held back
+    waiters = [Waiter(limiter, bucket, timeout=15) for _ in range(3)]
+    assert [w.join(timeout=20) for w in waiters] == [True, True, True]
     for w in waiters:
-        assert 0.5 - EPS <= w.ended_at - penalized_at < 4.0  # held, yet not for the 5 s window
+        assert 1.0 - EPS <= w.ended_at - penalized_at < 15.0  # held, yet not for the 30 s window
 
 
 def test_buckets_are_independent(make_limiter):
-    limiter = make_limiter(2, 5.0)
+    limiter = make_limiter(2, 30.0)
     mine, theirs = bucket_for(TEST_KEY), bucket_for("sk_their_own_key_42")
-    assert limiter.acquire(mine, timeout=0.2) and limiter.acquire(mine, timeout=0.2)
+    assert limiter.acquire(mine, timeout=5) and limiter.acquire(mine, timeout=5)
     assert limiter.acquire(mine, timeout=0.1) is False
     assert limiter.remaining(mine) == 0 and limiter.remaining(theirs) == 2
-    assert limiter.acquire(theirs, timeout=0.2) and limiter.acquire(theirs, timeout=0.2)
+    assert limiter.acquire(theirs, timeout=5) and limiter.acquire(theirs, timeout=5)
     assert limiter.remaining(theirs) == 0
 
 
@@ -366,34 +379,35 @@ def test_bucket_for_never_holds_the_key_and_is_stable():
 
 def test_two_redis_replicas_share_one_budget(redis_url):
     prefix = f"test:{uuid.uuid4().hex}:"
-    one = RedisLimiter(redis_url, 2, 1.0, prefix=prefix)
-    two = RedisLimiter(redis_url, 2, 1.0, prefix=prefix)
+    # a window and a penalty far longer than the checks made within them take on a busy machine
+    one = RedisLimiter(redis_url, 2, 2.0, prefix=prefix)
+    two = RedisLimiter(redis_url, 2, 2.0, prefix=prefix)
     bucket = bucket_for(TEST_KEY)
-    assert one.acquire(bucket, timeout=0.2)
+    assert one.acquire(bucket, timeout=5)
     assert two.remaining(bucket) == 1
-    assert two.acquire(bucket, timeout=0.2)
+    assert two.acquire(bucket, timeout=5)
     last_grant = time.monotonic()
     assert one.acquire(bucket, timeout=0.1) is False
     assert two.acquire(bucket, timeout=0.1) is False
     assert one.remaining(bucket) == two.remaining(bucket) == 0
-    time.sleep(max(0.0, last_grant + 1.05 - time.monotonic()))
+    time.sleep(max(0.0, last_grant + 2.05 - time.monotonic()))
     assert two.remaining(bucket) == 2
-    one.penalize(bucket, 0.5)  # a 429 seen by one replica holds the other back too
+    one.penalize(bucket, 1.5)  # a 429 seen by one replica holds the other back too
     assert two.acquire(bucket, timeout=0.2) is False
-    assert two.acquire(bucket, timeout=1.5)
+    assert two.acquire(bucket, timeout=10)
 
 
 def test_a_waiter_on_one_replica_is_served_when_the_shared_window_frees(redis_url):
     prefix = f"test:{uuid.uuid4().hex}:"
-    one = RedisLimiter(redis_url, 1, 0.7, prefix=prefix)
-    two = RedisLimiter(redis_url, 1, 0.7, prefix=prefix)
+    one = RedisLimiter(redis_url, 1, 2.0, prefix=prefix)
+    two = RedisLimiter(redis_url, 1, 2.0, prefix=prefix)
     bucket = bucket_for(TEST_KEY)
-    assert one.acquire(bucket, timeout=0.2)
-    granted_at = time.monotonic()
-    (waiter,) = queue_up(two, bucket, 1, timeout=3)
+    before_grant = time.monotonic()  # the grant is stamped after this: a lower bound that load cannot break
+    assert one.acquire(bucket, timeout=5)
+    (waiter,) = queue_up(two, bucket, 1, timeout=15)
     assert waiter.reports[0][0] == 1 and waiter.reports[0][1] > 0
-    assert waiter.join(timeout=3) is True
-    assert waiter.ended_at - granted_at >= 0.7 - EPS
+    assert waiter.join(timeout=15) is True
+    assert waiter.ended_at - before_grant >= 2.0 - EPS
 
 
 # --- settings -------------------------------------------------------------------------------------------
@@ -411,7 +425,7 @@ def test_from_settings_reads_limit_window_and_redis_url(monkeypatch, redis_url):
     monkeypatch.setenv("NOVITA_RATE_LIMIT_PER_MINUTE", "lots")
     monkeypatch.setenv("RATE_LIMIT_WINDOW_SECONDS", "a minute")
     fallback = quota.from_settings()
-    assert (fallback.limit, fallback.window) == (quota.DEFAULT_PER_MINUTE, 60.0)
+    assert (fallback.limit, fallback.window) == (config.DEFAULT_PER_MINUTE, 60.0)
 
 
 # --- a 429 teaches the limiter ------------------------------------------------------------------------
@@ -436,30 +450,29 @@ def test_a_429_through_a_send_penalizes_the_keys_bucket(novita_env, fault, held_
     limiter = MemoryLimiter(10, 60.0, clock=clock)
     ledger = budget.Ledger(limiter, daily_limit=100)
     prepared = images.prepare(PHOTO, "tiny.png")
-    cancel = threading.Event()
+    cancel, back_in_line = threading.Event(), threading.Event()
     outcome = {}
 
     def send():
         try:
             jobs.send(prepared, "in a warehouse", "png", engine=engines.NOVITA, api_key=TEST_KEY, ledger=ledger,
-                      cancel=cancel)
+                      cancel=cancel, progress=lambda **report: report.get("waiting") and back_in_line.set())
         except Exception as exc:  # noqa: BLE001 - checked below
             outcome["error"] = exc
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
-    wait_until = time.monotonic() + 10
-    while not novita_env.requests and time.monotonic() < wait_until:
-        time.sleep(0.01)
-    time.sleep(0.2)  # the 429 is back and the photo waits in line again, behind the penalty
+    # the 429 is back and the photo waits in line again, behind the penalty: any re-send below the limiter
+    # would have reached the stand-in before this
+    assert back_in_line.wait(10), "the refused photo never went back in line"
     assert len(novita_env.requests) == 1  # no retry below the limiter
     bucket = bucket_for(TEST_KEY)
     assert limiter.acquire(bucket, timeout=0.2) is False  # every session of that key now holds off
-    assert limiter.acquire(bucket_for("sk_another_key"), timeout=0.2)  # other keys are not punished
-    clock.shift = held_for - 1.0
-    assert limiter.acquire(bucket, timeout=0.2) is False  # still held just before the learned time
+    assert limiter.acquire(bucket_for("sk_another_key"), timeout=5)  # other keys are not punished
+    clock.shift = held_for - 5.0  # still held before the learned time (seconds of room for a slow machine)
+    assert limiter.acquire(bucket, timeout=0.2) is False
     cancel.set()  # the photo waiting in line leaves it: nothing more is sent
     thread.join(5)
     assert isinstance(outcome["error"], jobs.Cancelled) and len(novita_env.requests) == 1
     clock.shift = held_for + 1.0
-    assert limiter.acquire(bucket, timeout=0.2)  # and free just after it
+    assert limiter.acquire(bucket, timeout=5)  # and free just after it

@@ -75,21 +75,30 @@ def is_sentence(text: str | None) -> bool:
     return bool(text) and len(text) > 15 and text.rstrip()[-1] in ".!?" and "Traceback" not in text
 
 
+HOLD = 20.0  # seconds a held reply waits at most: only a failing run reaches it (Novita's read timeout is 120 s)
+
+
 @pytest.fixture
 def in_flight(stub, monkeypatch):
-    """How many requests the stand-in holds in its latency sleep at once; "peak" is the most seen."""
-    seen = {"now": 0, "peak": 0}
-    lock = threading.Lock()
+    """How many requests the stand-in holds in its latency sleep at once; "peak" is the most seen. Set
+    "until" to N and each reply also waits until N were held at once; set "gate" to an Event and each reply
+    waits for it (either at most HOLD s), so what a test looks at cannot pass by on a slow machine."""
+    seen = {"now": 0, "peak": 0, "until": 0, "gate": None}
+    cond = threading.Condition()
     sleep = stub._sleep
 
     def counting_sleep(seconds):
-        with lock:
+        with cond:
             seen["now"] += 1
             seen["peak"] = max(seen["peak"], seen["now"])
+            cond.notify_all()
+            cond.wait_for(lambda: seen["peak"] >= seen["until"], timeout=HOLD)
+        if seen["gate"] is not None:
+            seen["gate"].wait(HOLD)
         try:
             sleep(seconds)
         finally:
-            with lock:
+            with cond:
                 seen["now"] -= 1
 
     monkeypatch.setattr(stub, "_sleep", counting_sleep)
@@ -102,6 +111,7 @@ def in_flight(stub, monkeypatch):
 def test_twelve_photos_at_concurrency_four_take_about_three_latencies(novita_env, in_flight):
     stub = novita_env
     stub.latency = LATENCY
+    in_flight["until"] = 4  # the first four replies wait until all four are out: the peak cannot be missed
     named = photos(12)
     run = new_run(named, "on a sunny beach at sunset", "webp")
     run.start(spending(concurrency=4))
@@ -109,7 +119,9 @@ def test_twelve_photos_at_concurrency_four_take_about_three_latencies(novita_env
     derived = max_overlap([(r.received_at, r.received_at + LATENCY) for r in stub.requests])
     print(f"\n12 photos, concurrency 4, stand-in latency {LATENCY:.2f} s: {wall:.2f} s wall "
           f"= {wall / LATENCY:.2f} latencies (serial would be 12); peak in flight {in_flight['peak']}")
-    assert 2.5 * LATENCY < wall < 6 * LATENCY, f"{wall:.2f} s for 12 photos at concurrency 4"
+    # at least three rounds of the stand-in's latency (a lower bound); far below the twelve a serial run takes
+    assert 2.5 * LATENCY < wall, f"{wall:.2f} s for 12 photos at concurrency 4"
+    assert derived >= 4 and wall < 10 * LATENCY, f"{wall:.2f} s for 12 photos at concurrency 4"
     assert in_flight["peak"] == 4 and derived <= 4
     assert run.counts() == {"waiting": 0, "running": 0, "done": 12, "failed": 0}
     for task in run.tasks:
@@ -127,7 +139,8 @@ def test_twelve_people_pressing_at_once_are_all_sent_at_once(novita_env, in_flig
     once instead of the 9th waiting a whole reply for a thread (the rate limit bounds the spend, not this)."""
     monkeypatch.delenv("SEND_WORKERS", raising=False)
     stub = novita_env
-    stub.latency = 1.0
+    stub.latency = 0.2
+    in_flight["until"] = 12  # each reply waits until twelve are out at once (or HOLD s, when they never are)
     people = [new_run(photos(1, prefix=f"person{i}-"), owner=f"session-{i}") for i in range(12)]
     for run in people:
         run.start(spending())
@@ -137,35 +150,49 @@ def test_twelve_people_pressing_at_once_are_all_sent_at_once(novita_env, in_flig
     assert in_flight["peak"] == 12, f"only {in_flight['peak']} of 12 people's photos were with Novita at once"
 
 
-def test_photos_are_prepared_ahead_and_only_sent_photos_show_as_running(novita_env):
+def test_photos_are_prepared_ahead_and_only_sent_photos_show_as_running(novita_env, in_flight):
     novita_env.latency = 0.4
+    in_flight["gate"] = held = threading.Event()  # the first reply waits until the run has been looked at
     run = new_run(photos(3))
     run.start(spending(concurrency=1))
     wait_for_requests(novita_env, 1)
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while not all(task.prepared is not None for task in run.tasks) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert run.counts() == {"waiting": 2, "running": 1, "done": 0, "failed": 0}
     assert all(task.prepared is not None and task.data is None for task in run.tasks)
+    in_flight["gate"] = None
+    held.set()
     wait_finished(run)
     assert run.counts()[runs.DONE] == 3
-    # each says how long it took once sent, not how long it waited for the photos before it
-    assert all(task.item.seconds < 0.75 for task in run.tasks), [task.item.seconds for task in run.tasks]
+    # each says how long it took once sent, not how long it waited for the photos before it: a photo was
+    # sent only once the one before it had its reply, `latency` after that one reached the stand-in
+    arrivals = sorted(r.received_at for r in novita_env.requests)
+    in_sending_order = sorted(run.tasks, key=lambda task: task.started)
+    for before, task in zip(arrivals, in_sending_order[1:]):
+        assert task.item.seconds <= task.finished - (before + novita_env.latency), task.item.seconds
 
 
 def test_a_slot_is_handed_on_before_the_previews_are_made(novita_env, monkeypatch):
-    from services import images
+    from services import previews
 
-    made = images.previews
+    made, seen = previews.previews, []
 
     def slow_previews(image):
-        time.sleep(0.5)
+        # the first photo's previews wait for the second photo to reach the stand-in (which it can only do
+        # if the send slot was handed on before them); at most HOLD s, when it never comes
+        deadline = time.monotonic() + HOLD
+        while len(novita_env.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(len(novita_env.requests))
         return made(image)
 
-    monkeypatch.setattr(images, "previews", slow_previews)
+    monkeypatch.setattr(previews, "previews", slow_previews)
     run = new_run(photos(2))
     run.start(spending(concurrency=1))
-    wait_finished(run)
-    first, second = novita_env.requests
-    assert second.received_at - first.received_at < 0.4, "the second photo waited for the first one's previews"
+    wait_finished(run, timeout=TIMEOUT + HOLD)
+    assert run.counts()[runs.DONE] == 2
+    assert seen and seen[0] == 2, "the second photo waited for the first one's previews"
 
 
 def test_one_failure_leaves_eleven_results_and_retry_runs_only_that_one(novita_env):
@@ -219,9 +246,9 @@ def test_a_retryable_failure_keeps_only_its_prepared_photo(novita_env):
 
 
 def test_a_result_whose_previews_failed_is_not_paid_for_twice(novita_env, monkeypatch):
-    from services import images
+    from services import previews
 
-    made, calls = images.previews, []
+    made, calls = previews.previews, []
 
     def previews_once_broken(image):
         calls.append(1)
@@ -229,7 +256,7 @@ def test_a_result_whose_previews_failed_is_not_paid_for_twice(novita_env, monkey
             raise MemoryError("no room for the previews")
         return made(image)
 
-    monkeypatch.setattr(images, "previews", previews_once_broken)
+    monkeypatch.setattr(previews, "previews", previews_once_broken)
     run = new_run(photos(1))
     run.start(spending())
     wait_finished(run)
@@ -244,13 +271,14 @@ def test_a_result_whose_previews_failed_is_not_paid_for_twice(novita_env, monkey
 # --- cancel -----------------------------------------------------------------------------------------------
 
 
-def test_cancel_does_not_wait_for_the_photos_already_sent(novita_env):
-    novita_env.latency = 2.0
+def test_cancel_does_not_wait_for_the_photos_already_sent(novita_env, in_flight):
+    in_flight["gate"] = held = threading.Event()  # the photo sent stays out until the cancel is looked at
     run = new_run(photos(3))
     run.start(spending(concurrency=1))
     wait_for_requests(novita_env, 1)
     run.cancel_rest()
     assert run.counts() == {"waiting": 0, "running": 1, "done": 0, "failed": 2}
+    held.set()
     wait_finished(run)
     assert run.counts()[runs.DONE] == 1 and len(novita_env.requests) == 1
 
@@ -265,7 +293,7 @@ def test_cancel_stops_what_waits_in_line_and_retry_runs_it_later(novita_env):
     assert 1 <= len(places) <= 2  # at most two of this session's sends at once
     assert places[0][0] == 1 and 30 < places[0][1] <= 60  # the head waits for the minute's slot to free
     run.cancel_rest()
-    assert wait_finished(run, timeout=5) < 2
+    wait_finished(run, timeout=20)  # they leave the line at once, not when the minute's slot frees (60 s)
     assert run.counts()[runs.DONE] == 1 and run.counts()[runs.FAILED] == 3
     assert len(novita_env.requests) == 1
     cancelled = [task for task in run.tasks if task.status == runs.FAILED]
@@ -398,15 +426,21 @@ def test_a_single_photo_is_not_queued_behind_another_sessions_batch(stub):
     takes alone, not after the batch (behind it, it would wait for most of 20 photos' work)."""
     alone = min(_single_offline("alone"), _single_offline("alone"))
     batch = new_run(photos(20, size=(480, 360)), engine=engines.OFFLINE, owner="batch")
+    batch_began = time.monotonic()
     batch.start(spending())
-    time.sleep(alone)  # the batch is under way
+    deadline = time.monotonic() + 120
+    while not batch.counts()[runs.DONE] and time.monotonic() < deadline:  # the batch is under way
+        time.sleep(0.01)
+    assert batch.counts()[runs.DONE], "the batch never got going"
     shared = _single_offline("single")
     done_meanwhile = batch.counts()[runs.DONE]
-    batch_wall = wait_finished(batch, timeout=300) + alone
+    wait_finished(batch, timeout=300)
+    batch_wall = time.monotonic() - batch_began
     print(f"\nsingle offline photo alone {alone:.2f} s; beside a 20-photo batch {shared:.2f} s "
           f"({shared / alone:.1f}×); the batch took {batch_wall:.1f} s, {done_meanwhile} done when it finished")
-    # about 2× on an idle 2-CPU machine; loose here, as other work on the machine swings the ratio
-    assert shared < 4 * alone, f"{shared:.2f} s beside the batch vs {alone:.2f} s alone"
+    # about 2× on an idle 2-CPU machine; very loose, as other work on the machine swings the ratio. What
+    # holds under any load is the count below: the batch and the single share the same CPUs meanwhile.
+    assert shared < 10 * alone, f"{shared:.2f} s beside the batch vs {alone:.2f} s alone"
     assert done_meanwhile < 10  # behind the batch it would have finished after all 20
 
 

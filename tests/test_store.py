@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from services import config, store
-from services.history import HistoryItem
+from services.items import HistoryItem
 
 OWNER, OTHER = store.owner_of("token-a" * 6), store.owner_of("token-b" * 6)
 BOUNDS = {"ttl_seconds": 3600.0, "max_total_bytes": 10**9}

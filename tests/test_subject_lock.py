@@ -105,6 +105,7 @@ def test_fit_to_refuses_a_size_that_is_not_two_positive_whole_numbers(size):
 
 
 @pytest.mark.parametrize("name", KEPT)
+@pytest.mark.needs_subject_model
 def test_a_kept_subject_is_the_photos_own_and_the_rest_is_the_scene(name):
     photo, truth = composite(name)
     scene = edited(photo)
@@ -117,6 +118,7 @@ def test_a_kept_subject_is_the_photos_own_and_the_rest_is_the_scene(name):
     assert p99(result.image, scene, outside) == 0  # the new scene, as the editor made it
 
 
+@pytest.mark.needs_subject_model
 def test_a_subject_recoloured_in_place_is_still_locked_and_gets_its_colours_back():
     photo, truth = composite("horse:fur-on-launch-towers+shadow")
     scene = edited(photo, "recoloured")
@@ -168,6 +170,7 @@ def test_photos_in_other_modes_are_locked_too(mode):
     assert p99(result.image, photo.convert("RGB"), grown(truth, 3, erode=True)) <= 3
 
 
+@pytest.mark.needs_subject_model
 def test_the_edge_shows_no_halo_of_the_old_background():
     """The photo's old background is a bright sky, the editor's new scene a brown wood table."""
     photo, truth = real_photos.composite(("coat", "lawn-and-sky", "horse", False), SIZE, SEED)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from components.text import JOINER, escape_markdown
-from services.history import download_name
+from services.items import download_name
 from services.usertext import BIDI_CONTROLS, without_bidi
 
 

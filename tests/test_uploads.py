@@ -1,5 +1,6 @@
 """What a batch takes from its uploads: photos and ZIPs, one budget of photos and bytes across all of them,
-members too big refused from their header, reading bounded when a header lies, one sentence per refusal."""
+members too big refused from their header, reading bounded when a header lies, one refusal per file left out
+(worded by components.messages)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import zipfile
 
 import pytest
 
+from components.messages import refusal_sentence
 from services import images, uploads
 from tests.conftest import photo_bytes
 
@@ -44,6 +46,13 @@ def lying_zip(name: str, real_size: int, claimed: int) -> bytes:
     return bytes(data)
 
 
+def take(files: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """What a batch takes, and what it left out as the sentences a person reads."""
+    got, refused = uploads.photos_from_uploads(files)
+    assert all(isinstance(refusal, uploads.UploadRefusal) for refusal in refused)
+    return got, [refusal_sentence(refusal) for refusal in refused]
+
+
 def is_sentence(text: str) -> bool:
     return len(text) > 15 and (text[0].isupper() or text[0].isdigit() or text[0] == "“") and text[-1] in ".!?"
 
@@ -63,7 +72,7 @@ def peak_while(action) -> tuple[object, int]:
 
 def test_plain_photos_pass_through():
     named = photos(3)
-    got, skipped = uploads.photos_from_uploads(named)
+    got, skipped = take(named)
     assert got == named and skipped == []
 
 
@@ -79,7 +88,7 @@ def test_a_zip_of_photos_is_expanded_skipping_folders_macos_and_hidden_files():
         ("shoot/more/b.png", b),
         ("c.webp", c),
     ])
-    got, skipped = uploads.photos_from_uploads([("first.jpg", a), ("Shoot.ZIP", archive), ("last.png", b)])
+    got, skipped = take([("first.jpg", a), ("Shoot.ZIP", archive), ("last.png", b)])
     assert [name for name, _ in got] == ["first.jpg", "a.jpg", "b.png", "c.webp", "last.png"]
     assert [data for _, data in got] == [a, a, b, c, b]
     assert skipped == []
@@ -90,7 +99,7 @@ def test_a_damaged_zip_gives_a_sentence_and_the_other_photos_carry_on(data):
     if data == "truncated":
         whole = make_zip([("a.jpg", photo_bytes()), ("b.jpg", photo_bytes())])
         data = whole[: len(whole) // 2]
-    got, skipped = uploads.photos_from_uploads([("good.jpg", photo_bytes()), ("broken.zip", data),
+    got, skipped = take([("good.jpg", photo_bytes()), ("broken.zip", data),
                                                 ("after.jpg", photo_bytes())])
     assert [name for name, _ in got] == ["good.jpg", "after.jpg"]
     assert len(skipped) == 1 and skipped[0].startswith("“broken.zip” could not be opened")
@@ -102,7 +111,7 @@ def test_a_damaged_member_is_named_and_the_rest_of_its_zip_carries_on():
     start_of_data = 30 + len("a.jpg")
     for i in range(start_of_data + 10, start_of_data + 200):
         whole[i] ^= 0x5A
-    got, skipped = uploads.photos_from_uploads([("shoot.zip", bytes(whole))])
+    got, skipped = take([("shoot.zip", bytes(whole))])
     assert [name for name, _ in got] == ["b.jpg"]
     assert len(skipped) == 1 and skipped[0].startswith("“a.jpg” in “shoot.zip” could not be read")
     assert is_sentence(skipped[0])
@@ -126,7 +135,7 @@ def test_fifty_photos_a_batch_across_every_upload_and_zip(layout, first_left_out
         files = [(f"{p}.zip", make_zip(photos(30, p))) for p in "abc"]
     else:
         files = [("all.zip", make_zip(photos(50)))] + photos(3, "late")
-    got, skipped = uploads.photos_from_uploads(files)
+    got, skipped = take(files)
     assert len(got) == uploads.MAX_PHOTOS == 50
     assert skipped == [f"{first_left_out} and {more} more were left out: one batch takes at most 50 photos. "
                        "Run them in another batch."]
@@ -147,7 +156,7 @@ def test_the_byte_budget_counts_across_every_upload_and_zip(monkeypatch, layout,
         files = [("a.zip", make_zip(named)), ("b.zip", make_zip(photos(2, "b")))]
     else:
         files = [("a.zip", make_zip(named + photos(2, "b")))]
-    got, skipped = uploads.photos_from_uploads(files)
+    got, skipped = take(files)
     assert [name for name, _ in got] == taken
     assert len(skipped) == 1
     assert skipped[0].startswith(f"{first_left_out} and 1 more were left out: one batch takes at most ")
@@ -157,9 +166,9 @@ def test_the_byte_budget_counts_across_every_upload_and_zip(monkeypatch, layout,
 def test_the_byte_budget_names_its_limit_in_megabytes():
     assert uploads.MAX_BATCH_BYTES == 300 * MB
     budget = uploads._Budget(size=uploads.MAX_BATCH_BYTES - 10)
-    assert not budget.admits(11, "“x.jpg”")
-    assert budget.sentences() == ["“x.jpg” was left out: one batch takes at most 300 MB of photos. "
-                                  "Run it in another batch."]
+    assert not budget.admits(11, ("x.jpg", None))
+    assert [refusal_sentence(r) for r in budget.refusals()] == ["“x.jpg” was left out: one batch takes at most 300 MB of photos. "
+                                                                "Run it in another batch."]
 
 
 # ----------------------------------------------------------------------------------- members too big to read
@@ -170,7 +179,7 @@ def test_a_member_over_30_mb_is_refused_from_its_header_without_reading_it(membe
     small = photo_bytes()
     archive = make_zip([("huge.png", bytes(member_mb * MB)), ("small.jpg", small)])
     assert len(archive) < MB  # a ZIP bomb: small upload, big member
-    (got, skipped), peak = peak_while(lambda: uploads.photos_from_uploads([("bomb.zip", archive)]))
+    (got, skipped), peak = peak_while(lambda: take([("bomb.zip", archive)]))
     assert got == [("small.jpg", small)]  # the other photos carry on
     assert skipped == [f"“huge.png” in “bomb.zip” is {member_mb} MB; the limit is 30 MB a photo. "
                        "Export a smaller one and add it on its own."]
@@ -180,7 +189,7 @@ def test_a_member_over_30_mb_is_refused_from_its_header_without_reading_it(membe
 @pytest.mark.parametrize(("real_mb", "claimed"), [(40, 1000), (40, 29 * MB), (200, 29 * MB)])
 def test_a_member_whose_header_lies_is_read_only_up_to_the_limit(real_mb, claimed):
     archive = lying_zip("liar.jpg", real_mb * MB, claimed)
-    (got, skipped), peak = peak_while(lambda: uploads.photos_from_uploads([("liar.zip", archive)]))
+    (got, skipped), peak = peak_while(lambda: take([("liar.zip", archive)]))
     assert got == []
     assert skipped == ["“liar.jpg” in “liar.zip” could not be read (damaged, encrypted or bigger than it "
                        "says). Add that photo on its own."]
@@ -189,7 +198,7 @@ def test_a_member_whose_header_lies_is_read_only_up_to_the_limit(real_mb, claime
 
 
 def test_a_plain_upload_over_30_mb_is_refused_with_a_sentence():
-    got, skipped = uploads.photos_from_uploads([("big.jpg", bytes(images.MAX_FILE_BYTES + 1)),
+    got, skipped = take([("big.jpg", bytes(images.MAX_FILE_BYTES + 1)),
                                                 ("ok.jpg", photo_bytes())])
     assert [name for name, _ in got] == ["ok.jpg"]
     assert skipped == ["“big.jpg” is 30.0 MB; the limit is 30 MB a photo. Export a smaller JPEG and add it again."]
@@ -197,7 +206,7 @@ def test_a_plain_upload_over_30_mb_is_refused_with_a_sentence():
 
 def test_a_zip_of_too_many_files_is_refused_before_its_directory_is_read():
     archive = make_zip([(f"{i}.txt", b"") for i in range(uploads.MAX_ZIP_FILES + 1)], zipfile.ZIP_STORED)
-    got, skipped = uploads.photos_from_uploads([("many.zip", archive), ("ok.jpg", photo_bytes())])
+    got, skipped = take([("many.zip", archive), ("ok.jpg", photo_bytes())])
     assert [name for name, _ in got] == ["ok.jpg"]
     assert skipped == ["“many.zip” holds more than 1000 files, so it was not opened. "
                        "Put up to 50 photos in a ZIP and add it again."]
@@ -205,7 +214,7 @@ def test_a_zip_of_too_many_files_is_refused_before_its_directory_is_read():
 
 def test_many_refusals_are_listed_up_to_a_few_then_counted():
     archive = make_zip([(f"huge{i}.png", bytes(31 * MB)) for i in range(9)])
-    got, skipped = uploads.photos_from_uploads([("bombs.zip", archive)])
+    got, skipped = take([("bombs.zip", archive)])
     assert got == []
     assert len(skipped) == uploads.MAX_NOTES + 1
     assert all(s.startswith(f"“huge{i}.png” in “bombs.zip” is 31 MB") for i, s in enumerate(skipped[:-1]))

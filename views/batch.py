@@ -10,12 +10,13 @@ st.title("Batch")
 st.caption("Many photos, one prompt, one format. Results join your history as they finish; download them "
            "all as one ZIP with a manifest.")
 
+form = inputs.FORMS["batch"]
 inputs.photos_uploader()
-background = backgrounds.picker("batch", key="batch.background")
-inputs.prompt_box(key="batch.prompt", needed=backgrounds.needs_prompt(background))
-inputs.format_picker(key="batch.format", cutout=background == backgrounds.TRANSPARENT)
+background = backgrounds.picker("batch", key=form.background)
+inputs.prompt_box(form.prompt, needed=backgrounds.needs_prompt(background))
+inputs.format_picker(form.format, cutout=background == backgrounds.TRANSPARENT)
 
 run_view.engine_note("batch")
-st.button("Replace all backgrounds", type="primary", key="batch.start", icon=":material/auto_fix_high:",
-          disabled=actions.is_running("batch"), on_click=actions.start_batch)
+st.button("Replace all backgrounds", type="primary", key=form.run, icon=":material/auto_fix_high:",
+          disabled=actions.is_running("batch"), on_click=actions.start, args=("batch",))
 run_view.outcome("batch", label="batch")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import keeper, run_view, session
+from components import keeper, run_view, session, touchup
 from components.sidebar import page_setup
 from components.results import gallery, result_panel
 from services import export
@@ -20,6 +20,7 @@ st.caption(f"{len(history)} result{'s' if len(history) != 1 else ''} in this bro
            f"The latest {history.max_items} are kept; download the ones you want to keep.")
 selected = history.get(session.page("history").opened) or next(iter(history))
 result_panel(selected, key="history")
+touchup.editor(selected, key="history")
 
 left, right = st.columns(2)
 rows = export.rows_for(history)

@@ -32,6 +32,7 @@ class Job:
     api_key: str | None = field(default=None, repr=False)
     recipe: dict | None = field(default=None, repr=False)  # a background made here: colour, backdrop, framing…
     scope: str = ""  # whose run it is: a cut subject is reused within one session only
+    strokes: tuple = field(default=(), repr=False)  # touchup.Stroke: the person's corrections to the subject mask
 
 
 @dataclass(frozen=True)

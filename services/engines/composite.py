@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from services import compose, images, masks, novita
+from services import compose, images, novita, touchup
 from services.engines.base import COMPOSITE, Handle, Job, MadeAtOnce
+from services.errors import Note, note
 
 BEFORE_FILL = (236, 236, 236)  # around the photo on the slider's before side, where the frame is wider
 
@@ -20,7 +21,7 @@ class Composite(MadeAtOnce):
 
     def submit(self, job: Job) -> Handle:
         started = time.monotonic()
-        made = framed(job.data, job.recipe or {}, job.scope)
+        made = framed(job.data, job.recipe or {}, job.scope, job.strokes)
         data = images.encode(made.image, job.image_type)
         result = novita.ReplaceResult(data, job.image_type, time.monotonic() - started, decoded=made.image,
                                       before=made.before, notices=made.notices)
@@ -32,13 +33,13 @@ class Composite(MadeAtOnce):
 class Framed:
     image: Image.Image  # RGB, or RGBA for a transparent cut-out
     before: Image.Image  # the photo placed in the same frame, for the slider's before side
-    notices: tuple[str, ...]
+    notices: tuple[Note, ...]
 
 
-def framed(data: bytes, recipe: dict, scope: str = "") -> Framed:
+def framed(data: bytes, recipe: dict, scope: str = "", strokes: tuple = ()) -> Framed:
     """The photo's subject (its mask made once per photo and reused) on the background and in the frame
     `recipe` asks for, and the photo placed the same way for the slider's before side."""
-    photo, layers = images.open_image(data), masks.layers(data, scope)
+    photo, layers = images.open_image(data), touchup.layers(data, scope, strokes)
     backdrop = recipe.get("backdrop")
     wanted = dict(background=recipe.get("background", "colour"), colour=tuple(recipe.get("colour", (255, 255, 255))),
                   backdrop=images.open_image(backdrop) if backdrop else None, framing=recipe.get("framing", "original"),
@@ -49,10 +50,9 @@ def framed(data: bytes, recipe: dict, scope: str = "") -> Framed:
         made = compose.compose(layers, compose.Recipe(**wanted), photo)
     notices = []
     if made.backdrop_upscaled:
-        notices.append("Your background photo was smaller than the frame, so it was enlarged to cover it.")
+        notices.append(note("backdrop_upscaled"))
     if made.anchored:
-        notices.append(f"Your subject is cut by the photo's {' and '.join(made.anchored)} edge, so it stays "
-                       "flush with that edge of the frame.")
+        notices.append(note("subject_anchored", edges=list(made.anchored)))
     return Framed(made.image, _placed_photo(photo, made), tuple(notices))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services import masks, offline
+from services import offline, touchup
 from services.engines.base import CUTOUT, Handle, Job, MadeAtOnce, timed
 
 
@@ -12,8 +12,8 @@ class Cutout(MadeAtOnce):
     def submit(self, job: Job) -> Handle:
         def make() -> bytes:
             if job.image_type not in ("png", "webp"):  # before the model runs: JPEG has no transparency
-                raise ValueError(offline.NO_TRANSPARENT_JPEG)
-            cut = masks.layers(job.data, job.scope)  # the subject is cut once per photo and reused
+                raise offline.NoTransparency
+            cut = touchup.layers(job.data, job.scope, job.strokes)  # cut once per photo and reused
             return offline.alone(cut.subject, cut.alpha, job.image_type)
 
         return timed(self.name, make, job.image_type)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services import masks, offline
+from services import offline, touchup
 from services.engines.base import OFFLINE, Handle, Job, MadeAtOnce, timed
 
 
@@ -11,7 +11,7 @@ class Studio(MadeAtOnce):
 
     def submit(self, job: Job) -> Handle:
         def make() -> bytes:
-            cut = masks.layers(job.data, job.scope)  # the subject is cut once per photo: variants reuse it
+            cut = touchup.layers(job.data, job.scope, job.strokes)  # cut once per photo: variants reuse it
             return offline.on_backdrop(cut.subject, cut.alpha, job.prompt, job.image_type)
 
         return timed(self.name, make, job.image_type)
