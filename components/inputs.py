@@ -173,3 +173,18 @@ def uploaded_photos() -> list[tuple[str, bytes]]:
     """What is in Batch's uploader now, as (name, bytes)."""
     return [(f.name, f.getvalue()) for f in st.session_state.get(BATCH_UPLOAD) or []]
 
+
+def choices(name: str) -> str:
+    """Run page `name`'s Background choice (and what it asks for), its Prompt box (on Variants, the idea
+    boxes) and its Output format, by the keys in FORMS; returns the background chosen."""
+    from components import backgrounds  # it draws the Background choice; it imports nothing from here
+
+    form = FORMS[name]
+    background = backgrounds.picker(name, key=form.background)
+    needed = backgrounds.needs_prompt(background)
+    if name == "variants":
+        ideas(needed=needed)
+    else:
+        prompt_box(form.prompt, needed=needed)
+    format_picker(form.format, cutout=background == backgrounds.TRANSPARENT)
+    return background

@@ -48,6 +48,13 @@ def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
+def run_button(name: str, label: str, icon: str) -> None:
+    """Which engine the run of page `name` will use, then its run button (disabled while it runs)."""
+    engine_note(name)
+    st.button(label, type="primary", key=inputs.FORMS[name].run, icon=icon, disabled=actions.is_running(name),
+              on_click=actions.start, args=(name,))
+
+
 SINGLE = ("replace", "touchup")  # runs of one photo: shown as one status with its steps
 
 

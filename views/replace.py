@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from components import actions, backgrounds, inputs, keeper, run_view, session, touchup
+from components import inputs, keeper, run_view, session, touchup
 from components.results import gallery, result_panel
 from components.sidebar import page_setup
 
@@ -10,15 +10,9 @@ page_setup()
 st.title("Replace background")
 st.caption("Give a photo, say where the subject should be, pick a format, and get it back with a new background.")
 
-form = inputs.FORMS["replace"]
 inputs.photo_picker()
-background = backgrounds.picker("replace", key=form.background)
-inputs.prompt_box(form.prompt, needed=backgrounds.needs_prompt(background))
-inputs.format_picker(form.format, cutout=background == backgrounds.TRANSPARENT)
-
-run_view.engine_note("replace")
-st.button("Replace background", type="primary", disabled=actions.is_running("replace"), key=form.run,
-          icon=":material/auto_fix_high:", on_click=actions.start, args=("replace",))
+inputs.choices("replace")  # Background, Prompt, Output format
+run_view.run_button("replace", "Replace background", ":material/auto_fix_high:")
 run_view.outcome("replace")  # while it runs: the steps; then the result is in history and opened here
 
 history = session.history()
