@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import threading
-import time
+from concurrent.futures import Future
 
 import cv2
 import numpy as np
@@ -429,12 +429,18 @@ def test_the_cache_drops_the_least_recently_used_past_its_byte_bound(counted, mo
 
 
 def test_two_threads_asking_at_once_make_it_once(counted, monkeypatch):
-    real = offline.subject_layers
+    real, waiting = offline.subject_layers, threading.Event()
+
+    class Watched(Future):
+        def result(self, timeout=None):
+            waiting.set()  # the other thread found this photo being made and waits for it
+            return super().result(timeout)
 
     def slow(photo):
-        time.sleep(0.3)  # long enough for the other thread to ask meanwhile
+        assert waiting.wait(20), "the other thread did not wait for the photo being made"
         return real(photo)
 
+    monkeypatch.setattr(masks, "Future", Watched)
     monkeypatch.setattr(offline, "subject_layers", slow)
     raw, start, got = small_photo(7), threading.Barrier(2), []
 
