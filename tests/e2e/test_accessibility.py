@@ -84,6 +84,14 @@ def test_main_page_with_a_result(studio, app_offline):
     assert_clean(app.page, "main page with a result")
 
 
+def test_main_page_with_the_touch_up_editor_open(studio, app_offline):
+    app = with_result(studio, app_offline)
+    app.act(app.page.get_by_role("button", name="Touch up").click)
+    expect(app.page.get_by_role("button", name="Apply")).to_be_visible()
+    expect(app.page.locator("canvas").last).to_be_visible()
+    assert_clean(app.page, "main page, Touch up open")
+
+
 def test_variants(studio, app_offline):
     app = with_result(studio, app_offline)
     app.go_to("Variants")
@@ -104,6 +112,28 @@ def test_batch_after_a_finished_run(studio, app_offline):
         timeout=RUN_TIMEOUT)
     app.settle()
     assert_clean(page, "Batch, run finished")
+
+
+MID_RUN = re.compile(r"^(\d) done · 0 failed · ([1-9]\d*) remaining of 8$")
+
+
+def test_batch_mid_run(studio, app_offline):
+    """The Batch page while its progress bar, rows and Cancel the rest are showing: eight 2 MP photos on
+    the offline studio keep it running for many seconds, and the page is checked still running after."""
+    app = studio(app_offline)
+    app.go_to("Batch")
+    page = app.page
+    files = [{"name": f"photo-{n}.jpg", "mimeType": "image/jpeg",
+              "buffer": jpeg((1600, 1200), (40 + 25 * n, 90, 200 - 20 * n))} for n in range(8)]
+    app.act(lambda: page.set_input_files('input[type="file"]', files=files))
+    app.type_prompt("in a warehouse")
+    page.get_by_role("button", name=re.compile("Replace all backgrounds")).click()
+    cancel = page.get_by_role("button", name="Cancel the rest")
+    expect(cancel).to_be_visible(timeout=RUN_TIMEOUT)
+    expect(page.get_by_text(MID_RUN)).to_be_visible()
+    assert_clean(page, "Batch, mid-run")
+    assert cancel.is_visible() and page.get_by_text(MID_RUN).count(), "the run ended before the check did"
+    app.act(cancel.click)  # nothing else to wait for
 
 
 def test_history_with_items(studio, app_offline):
