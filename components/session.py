@@ -61,6 +61,8 @@ def init() -> None:
     st.session_state.setdefault("user_api_key", "")  # a key pasted in the sidebar, this session only
     st.session_state.setdefault(ENGINE_KEY, "auto")
     st.session_state.setdefault(SOURCES_KEY, OrderedDict())  # item id -> Source, for Touch up
+    for key, value in (("touchup.start", None), ("touchup.generation", 0), ("touchup.drawn", None)):
+        st.session_state.setdefault(key, value)  # the Touch up canvas (components/touchup.py)
     st.session_state.setdefault("browser.token", None)  # the browser's key to its kept results (keeper.py)
     for name in PAGES:
         st.session_state.setdefault(f"{name}.page", PageState())

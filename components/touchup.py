@@ -6,10 +6,10 @@ the removed part dimmed, and two brushes, Keep and Remove. **Apply** makes the r
 same run engine, with the strokes as hard constraints (`services.touchup.refine`); nothing is sent and
 nothing is spent, and the old result stays in history.
 
-The canvas is streamlit-drawable-canvas (Fabric.js): freehand strokes by mouse, pen or finger, with its own
-Undo, Redo and Reset in a small toolbar, and every stroke handed back as a path. What a result was made
-from (the prepared photo, the background's recipe, Novita's scene before the subject was laid back) is kept
-for this session's latest results only (`session.SOURCES`), in memory: after a reload, a result can be downloaded
+The canvas is streamlit-drawable-canvas (Fabric.js): freehand strokes by mouse, pen or finger, each handed
+back as a path. Undo and Reset start it again from the strokes to keep. What a result was made from (the
+prepared photo, the background's recipe, Novita's scene before the subject was laid back) is kept for this
+session's latest results only (`session.SOURCES`), in memory: after a reload, a result can be downloaded
 but not touched up.
 """
 
@@ -30,6 +30,9 @@ LARGE_EDGE = 680  # with Larger canvas, for a desktop screen
 BRUSHES = {"Keep": "rgba(30, 170, 80, 0.6)", "Remove": "rgba(220, 40, 40, 0.6)"}
 SIZES = {"Small": 0.02, "Medium": 0.05, "Large": 0.1}  # brush diameters, shares of the canvas's long side
 DIM = 0.35  # the removed part is shown at this brightness
+# the canvas's state, created in session.init: the strokes it starts from, how many times it was started
+# again (its key), and what it held at the last run
+START_KEY, GENERATION_KEY, DRAWN_KEY = "touchup.start", "touchup.generation", "touchup.drawn"
 
 
 def editor(item: HistoryItem, *, key: str) -> None:
@@ -47,8 +50,8 @@ def editor(item: HistoryItem, *, key: str) -> None:
         return
     st.markdown("**Touch up the cut-out**")
     st.caption("Paint over what should stay with **Keep**, and over what should go with **Remove**; a stroke "
-               "across a stray part removes all of it. Then press **Apply**. Undo and Reset are in the "
-               "canvas's toolbar. Nothing is sent and nothing is spent.")
+               "across a stray part removes all of it. Then press **Apply**. Nothing is sent and nothing is "
+               "spent.")
     brush = st.segmented_control("Brush", list(BRUSHES), key="touchup.brush", default="Remove")
     left, right = st.columns(2)
     size = left.segmented_control("Brush size", list(SIZES), key="touchup.size", default="Medium")
@@ -56,12 +59,21 @@ def editor(item: HistoryItem, *, key: str) -> None:
     photo = made_from.prepared
     canvas_size = fit(photo.size, LARGE_EDGE if large else CANVAS_EDGE)
     background = _shown(item.id, made_from, canvas_size, runs.scope_of(session.account()))
+    # Undo and Reset start the canvas again (a new key) from the strokes to keep: the canvas's own toolbar
+    # has them too, but it shows only on hover, which a finger never does
     drawn = st_canvas(stroke_width=max(2, round(SIZES[size or "Medium"] * max(canvas_size))),
                       stroke_color=BRUSHES[brush or "Remove"], background_image=background,
                       width=canvas_size[0], height=canvas_size[1], drawing_mode="freedraw",
-                      key=f"touchup.canvas.{item.id}.{canvas_size[0]}")
+                      initial_drawing=st.session_state[START_KEY],
+                      key=f"touchup.canvas.{item.id}.{canvas_size[0]}.{st.session_state[GENERATION_KEY]}")
+    st.session_state[DRAWN_KEY] = drawn.json_data
     strokes = from_canvas(drawn.json_data, canvas_size, photo.size)
     running = actions.is_running("touchup")
+    undo, reset = st.columns(2)
+    undo.button("Undo", key="touchup.undo", icon=":material/undo:", disabled=running or not strokes,
+                on_click=_restart, args=(True,), width="stretch", help="Take back the last stroke.")
+    reset.button("Reset", key="touchup.reset", icon=":material/restart_alt:", disabled=running or not strokes,
+                 on_click=_restart, args=(False,), width="stretch", help="Take back every stroke.")
     apply, close = st.columns(2)
     apply.button("Apply", type="primary", key="touchup.apply", icon=":material/check:", disabled=running or not strokes,
                  on_click=actions.touch_up, args=(item.id, strokes), width="stretch")
@@ -72,6 +84,15 @@ def editor(item: HistoryItem, *, key: str) -> None:
 def _open(item_id: str | None) -> None:
     page = session.page("touchup")
     page.opened, page.message = item_id, None
+    _restart(False)
+
+
+def _restart(keep: bool) -> None:
+    """Start the canvas again: with every stroke drawn but the last (`keep`, Undo), or with none (Reset)."""
+    shapes = (st.session_state.get(DRAWN_KEY) or {}).get("objects") or []
+    st.session_state[START_KEY] = {"objects": list(shapes[:-1])} if keep and len(shapes) > 1 else None
+    st.session_state[DRAWN_KEY] = None
+    st.session_state[GENERATION_KEY] += 1
 
 
 def fit(size: tuple[int, int], edge: int) -> tuple[int, int]:
