@@ -13,15 +13,13 @@ from PIL import Image
 from skimage import data
 
 from tests.e2e.conftest import expect, jpeg, require_assets
-from tests.e2e.test_cutout import choose_background, real_jpeg
+from tests.e2e.test_cutout import choose_background, choose_radio, real_jpeg
 
 require_assets()
 
 
 def choose_framing(app, label: str) -> None:
-    group = app.page.get_by_role("radiogroup", name="Framing")
-    app.act(group.get_by_text(label, exact=True).click)
-    expect(group.get_by_role("radio", name=re.compile(rf"^{re.escape(label)}"))).to_be_checked()
+    choose_radio(app, "Framing", label)
 
 
 def use_sample(app, name: str = "Red mug on a studio sweep") -> None:
