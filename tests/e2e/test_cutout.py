@@ -28,9 +28,14 @@ def choose_radio(app, group_name: str, label: str) -> None:
     group = app.page.get_by_role("radiogroup", name=group_name)
     radio = group.get_by_role("radio", name=re.compile(rf"^{re.escape(label)}"))
     for _ in range(3):
-        app.act(group.get_by_text(label, exact=True).click)
-        if radio.is_checked():
-            break
+        before = app.runs()
+        group.get_by_text(label, exact=True).click()
+        try:
+            expect(radio).to_be_checked(timeout=5_000)
+        except AssertionError:
+            continue  # the click was lost: no run started for it
+        app.settle(after=before)
+        break
     expect(radio).to_be_checked()
 
 
