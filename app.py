@@ -3,10 +3,16 @@ access gate, the shared sidebar in components/sidebar.py)."""
 
 import logging
 
-import streamlit as st
+from services import malloc
 
-from components import gate
-from components.sidebar import load_secrets
+# First, on the script's first run: the earliest the app's own code runs in the server process, before the
+# worker pools, the subject model's threads or a second session take arenas of their own (once per process).
+malloc.tune()
+
+import streamlit as st  # noqa: E402
+
+from components import gate  # noqa: E402
+from components.sidebar import load_secrets  # noqa: E402
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 st.set_page_config(page_title="Replace Background studio", page_icon=":material/wallpaper:", layout="centered")

@@ -64,17 +64,20 @@ def _ids(objects) -> set[int]:
 
 def breakdown() -> dict[str, object]:
     from services.history import History
-    from services.items import HistoryItem
+    from services.items import HistoryItem, KeptItem
+
+    def held(item):  # the full-size bytes an item holds itself (a KeptItem's are in the store: never read here)
+        return None if isinstance(item, KeptItem) else item.result
 
     large = _large_reachable()
     groups: dict[str, set[int]] = {}
     histories = [obj for obj in gc.get_objects() if isinstance(obj, History)]
     items = {id(item): item for h in histories for item in h._items}  # noqa: SLF001 - a probe reads inside
-    groups["history: results"] = _ids(item.result for item in items.values())
+    groups["history: results"] = _ids(held(item) for item in items.values())
     groups["history: previews and thumbnails"] = _ids(
         b for item in items.values() for b in (item.before_preview, item.after_preview, item.thumbnail))
     loose = [obj for obj in gc.get_objects() if isinstance(obj, HistoryItem) and id(obj) not in items]
-    groups["results outside any history"] = _ids(b for item in loose for b in (item.result, item.before_preview,
+    groups["results outside any history"] = _ids(b for item in loose for b in (held(item), item.before_preview,
                                                                                   item.after_preview, item.thumbnail))
     try:
         from streamlit.runtime import Runtime
@@ -107,7 +110,7 @@ def breakdown() -> dict[str, object]:
             for b in (task.data, task.prepared.data if task.prepared is not None else None))
         groups["runs: finished items"] = _ids(
             b for run in runs for task in run.tasks if task.item is not None
-            for b in (task.item.result, task.item.before_preview, task.item.after_preview, task.item.thumbnail))
+            for b in (held(task.item), task.item.before_preview, task.item.after_preview, task.item.thumbnail))
     except Exception:  # noqa: BLE001
         runs = []
     mb = 2**20

@@ -201,7 +201,7 @@ def collect() -> None:
             elif name == "touchup":  # a touched-up result opens where the old one was, editor and all
                 for shown in ("replace", "history", "touchup"):
                     session.page(shown).opened = task.item.id
-        page.run.release(lambda item_id: history.get(item_id) is not None)  # history's bound holds
+        page.run.release(history.get)  # history's bound holds, and its items are held as history holds them
 
 
 def _source(run: runs.Run, task: runs.Task) -> session.Source:

@@ -28,7 +28,8 @@ def download_button(item: HistoryItem, *, key: str, primary: bool = False, label
                     stretch: bool = False) -> None:
     """Download the full-resolution result as `<original-name>-<prompt-slug>.<ext>`; runs nothing."""
     st.download_button(
-        # Deferred: the bytes are sent only when pressed, not hashed and shipped on every rerun.
+        # Deferred: the bytes are sent only when pressed, not hashed and shipped on every rerun; a result the
+        # store keeps is read back from it only then.
         label or f"Download {item.image_type.upper()}", data=lambda: item.result, file_name=item.download_name,
         mime=MIME[item.image_type], key=key, on_click="ignore", type="primary" if primary else "secondary",
         icon=":material/download:", width="stretch" if stretch else "content",

@@ -8,7 +8,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.items import HistoryItem
+from services.items import HistoryItem, ResultGone
 
 MANIFEST_FIELDS = ["file", "prompt", "format", "engine", "seconds", "status", "error"]
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
@@ -70,8 +70,14 @@ def zip_results(rows: Iterable[Row]) -> bytes:
         for row in rows:
             file = ""
             if row.item is not None:
-                file = _unique(row.item.download_name, taken)
-                archive.writestr(file, row.item.result)
+                try:
+                    data = row.item.result  # read back from the store for a result kept there
+                except ResultGone:  # deleted or expired since the row was made
+                    row = Row(row.source_name, row.prompt, row.image_type, row.engine, seconds=row.item.seconds)
+                else:
+                    file = _unique(row.item.download_name, taken)
+                    archive.writestr(file, data)
+                    del data
             writer.writerow({name: csv_cell(value) for name, value in {
                 "file": file, "prompt": row.prompt, "format": row.image_type, "engine": row.engine,
                 "seconds": f"{row.item.seconds if row.item else row.seconds:.2f}" if row.status != "failed" else "",

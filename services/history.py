@@ -3,16 +3,20 @@
 Plain Python so it can be tested alone. Derived images (slider previews, thumbnail) are made once
 when an item is added, never on a rerun. Attached to a store (services/store.py), the list is that store's
 cache for one browser: every change is written through, and `sync` reads in what other sessions changed.
+A result the store keeps is held without its full-size bytes (a `KeptItem`: previews and thumbnail only),
+which are read back from the store when a download or an export asks; one the store refused, or any result
+of a history without a store, is held whole.
 The item itself, its download name and the bounds live in services/items.py, which the store shares.
 """
 
 from __future__ import annotations
 
 import logging
+import functools
 import time
 from collections.abc import Callable
 
-from services.items import MAX_BYTES, MAX_ITEMS, HistoryItem, over_bounds
+from services.items import MAX_BYTES, MAX_ITEMS, HistoryItem, KeptItem, ResultGone, over_bounds
 from services.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,7 @@ class History:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by all items."""
+        """What all items weigh against the bounds: their full-size results too, wherever those are held."""
         return sum(item.nbytes for item in self._items)
 
     def attach(self, store: Store, owner: str) -> None:
@@ -48,7 +52,10 @@ class History:
         and what the store holds for this owner is read in."""
         self.store, self.owner, self._unkept, self._written = store, owner, set(), set()
         for item in reversed(self._items):
-            self._keep(item)
+            self._keep(item)  # one held without its bytes reads them from where they were kept until now
+        # ... and from now on reads them under this owner
+        self._items = [KeptItem(item, self._reader(item.id))
+                       if isinstance(item, KeptItem) and item.id not in self._unkept else item for item in self._items]
         self.sync(force=True)
 
     def sync(self, *, force: bool = False) -> None:
@@ -64,8 +71,9 @@ class History:
         except StoreError as exc:
             log.warning("%s; showing what this session holds", exc)
             return
+        kept = [self._slim(item) for item in kept if item is not None]
         kept += [held[item_id] for item_id in self._unkept if item_id in held]
-        self._items = sorted((item for item in kept if item is not None), key=lambda i: i.created, reverse=True)
+        self._items = sorted(kept, key=lambda i: i.created, reverse=True)
 
     def writer(self) -> Callable[[HistoryItem], None] | None:
         """A function a run's worker thread calls with each finished result, so it is kept before the page
@@ -90,6 +98,18 @@ class History:
         except StoreError as exc:
             log.warning("%s; the result stays in this session only", exc)
             self._unkept.add(item.id)
+        except ResultGone:  # held without its bytes, which are no longer kept: the next sync lets it go
+            log.warning("history store: a result's bytes were no longer kept; it goes from this session too")
+
+    def _slim(self, item: HistoryItem) -> HistoryItem:
+        """What the session holds of `item`: without its full-size bytes when the store keeps them."""
+        if self.store is None or isinstance(item, KeptItem) or item.id in self._unkept:
+            return item
+        return KeptItem(item, self._reader(item.id))
+
+    def _reader(self, item_id: str) -> Callable[[], bytes | None]:
+        """Reads result `item_id`'s full-size bytes back from the store, under this history's owner of now."""
+        return functools.partial(_read, self.store, self.owner, item_id)
 
     def add(self, item: HistoryItem) -> list[HistoryItem]:
         """Put `item` first (writing it through to the store); return the oldest items evicted to stay
@@ -99,7 +119,7 @@ class History:
         self._written.discard((self.owner, item.id))
         # a sync may already have read it in from the store, where the run's worker kept it: never twice
         self._items = [held for held in self._items if held.id != item.id]
-        self._items.insert(0, item)
+        self._items.insert(0, self._slim(item))
         evicted = over_bounds(self._items, self.max_items, self.max_bytes)
         del self._items[len(self._items) - len(evicted):]
         return evicted[::-1]  # oldest first
@@ -130,3 +150,12 @@ class History:
                 return False
         self._items.clear()
         return True
+
+
+def _read(store: Store, owner: str, item_id: str) -> bytes | None:
+    """A kept result's full-size bytes; None when they can no longer be read. Safe from any thread."""
+    try:
+        return store.result(owner, item_id)
+    except StoreError as exc:
+        log.warning("%s; a result could not be read back", exc)
+        return None

@@ -2,7 +2,8 @@
 
 A leaf: it imports nothing from services, so the session's history (services/history.py) and the store that
 outlives the session (services/store.py) both build on it without importing each other. `over_bounds` is the
-one place the eviction rule is written; both use it.
+one place the eviction rule is written; both use it. `KeptItem` is a result whose full-size bytes stay in the
+store: what a session holds of a result the store keeps.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
 MAX_ITEMS = 20  # results one browser keeps
@@ -48,6 +49,48 @@ class HistoryItem:
     def download_name(self) -> str:
         """`<original-name>-<prompt-slug>.<ext>`, safe on every file system."""
         return download_name(self.source_name, self.prompt, self.image_type)
+
+
+class ResultGone(LookupError):
+    """A kept result's full-size bytes could not be read back: deleted, expired or evicted meanwhile, or
+    unreadable."""
+
+
+class KeptItem(HistoryItem):
+    """A result whose full-size bytes stay where a store keeps them. Held by a session it costs only its
+    previews and thumbnail; `result` reads the bytes again each time it is asked (a download, an export) and
+    raises ResultGone when they can no longer be read. Everything else is the item's own, `nbytes` included:
+    the bounds weigh a result the same wherever its bytes are."""
+
+    def __init__(self, item: HistoryItem, read: Callable[[], bytes | None]) -> None:
+        for name in (f.name for f in fields(HistoryItem) if f.name != "result"):
+            object.__setattr__(self, name, getattr(item, name))
+        object.__setattr__(self, "_read", read)
+        object.__setattr__(self, "_nbytes", item.nbytes)
+
+    @property
+    def result(self) -> bytes:
+        data = self._read()
+        if data is None:
+            raise ResultGone("result no longer kept in the store")
+        return data
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the result weighs (its full-size bytes included, though they are not held here)."""
+        return self._nbytes
+
+    def _key(self) -> tuple:
+        return (*(getattr(self, f.name) for f in fields(HistoryItem) if f.name != "result"), self._nbytes)
+
+    def __eq__(self, other: object) -> bool:  # never reads the bytes: the rest tells one result from another
+        return type(other) is type(self) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"KeptItem(id={self.id!r}, prompt={self.prompt!r}, image_type={self.image_type!r}, kept elsewhere)"
 
 
 def slug(text: str, max_len: int = 40) -> str:

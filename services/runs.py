@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from services import engines, export, images, jobs, novita, recovery, workers
+from services import engines, export, images, jobs, malloc, novita, recovery, workers
 from services.budget import Account, Ledger
 from services.errors import Note, note
 from services.items import HistoryItem
@@ -183,15 +183,21 @@ class Run:
                 task.collected = True
         return ready
 
-    def release(self, kept: Callable[[str], bool]) -> int:
-        """Let go of results already handed over that `kept(item id)` says history no longer holds, so a run
-        never holds more than history does; returns how many. Their rows still say done."""
+    def release(self, held: Callable[[str], HistoryItem | None]) -> int:
+        """Let go of results already handed over that history no longer holds (`held(item id)` is what it
+        holds, or None), and hold the others as history does (without their full-size bytes when the store
+        keeps them), so a run never holds more than history does; returns how many went. Their rows still say
+        done."""
         released = 0
         with self._lock:
             for task in self.tasks:
-                if task.collected and task.item is not None and not kept(task.item.id):
-                    task.seconds, task.item, task.released = task.item.seconds, None, True
-                    released += 1
+                if task.collected and task.item is not None:
+                    kept = held(task.item.id)
+                    if kept is None:
+                        task.seconds, task.item, task.released = task.item.seconds, None, True
+                        released += 1
+                    else:
+                        task.item = kept
         return released
 
     def rows(self, describe: Callable[[BaseException], str]) -> list[export.Row]:
@@ -310,6 +316,7 @@ class Run:
             task.made_from = made_from
             # what made it is in the history item now (and in made_from, until collected): no second copy
             task.reply = task.prepared = task.data = None
+        self._after_task()
 
     def _fail(self, task: Task, attempt: int, exc: Exception) -> None:
         if not isinstance(exc, jobs.EXPECTED):
@@ -317,6 +324,12 @@ class Run:
         with self._lock:
             if task.attempt == attempt and task.status in (WAITING, RUNNING):  # not one already cancelled
                 self._fail_locked(task, exc)
+        self._after_task()
+
+    def _after_task(self) -> None:
+        """Once the run's last task has ended, hand the memory its photos used back to the system."""
+        if self.finished:
+            malloc.trim()
 
     def _fail_locked(self, task: Task, exc: BaseException) -> None:
         """Mark a task failed; keep only what a retry needs: nothing when a retry cannot help, else its

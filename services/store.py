@@ -168,6 +168,12 @@ class Store(ABC):
     def load(self, owner: str, item_id: str) -> HistoryItem | None:
         """One kept result; None (with a log line, and the damaged file removed) when it is missing or damaged."""
 
+    def result(self, owner: str, item_id: str) -> bytes | None:
+        """One kept result's full-size bytes alone (a download, an export); None as `load` gives None.
+        Safe from any thread, as every method here."""
+        item = self.load(owner, item_id)
+        return None if item is None else item.result
+
     @abstractmethod
     def delete(self, owner: str, item_id: str) -> None:
         """Remove one result now."""
@@ -277,6 +283,20 @@ class LocalStore(Store):
         except FileNotFoundError:
             log.warning("history store: a kept result's file is missing; skipped")
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            log.warning("history store: a kept result's file is damaged (%s); skipped and removed",
+                        type(exc).__name__)
+        self.delete(owner, item_id)
+        return None
+
+    def result(self, owner: str, item_id: str) -> bytes | None:
+        path = self._path(owner, item_id)
+        try:
+            with zipfile.ZipFile(path) as archive:  # only the result's member is read (and its CRC checked)
+                name = next(n for n in archive.namelist() if n.startswith("result."))
+                return archive.read(name)
+        except FileNotFoundError:
+            log.warning("history store: a kept result's file is missing; skipped")
+        except (OSError, ValueError, KeyError, StopIteration, zipfile.BadZipFile) as exc:
             log.warning("history store: a kept result's file is damaged (%s); skipped and removed",
                         type(exc).__name__)
         self.delete(owner, item_id)

@@ -1,6 +1,8 @@
 """The bounded history model and the download names."""
 
+import io
 import time
+import zipfile
 
 import pytest
 
@@ -214,3 +216,53 @@ def test_clear_says_so_when_the_store_could_not_delete_and_keeps_everything(kept
         assert history.clear() is False
     assert [i.prompt for i in history] == ["kept"] and list(kept.root.rglob("*.zip"))
     assert any("could not forget" in r.getMessage() for r in caplog.records)
+
+
+def test_a_result_the_store_keeps_is_held_without_its_bytes_and_read_back_when_asked(kept):
+    from services.items import KeptItem
+
+    history = attached(kept)
+    made = item("kept", 5000)
+    history.add(made)
+    held = history.get(made.id)
+    assert isinstance(held, KeptItem) and "result" not in vars(held)  # the previews only
+    assert held.result == made.result and held.nbytes == made.nbytes  # read back; weighed as before
+    assert held.thumbnail == made.thumbnail and held.download_name == made.download_name
+
+
+def test_a_result_the_store_refused_or_a_history_without_a_store_keeps_its_bytes(kept, caplog):
+    alone = History()
+    made = item("in the session only")
+    alone.add(made)
+    assert alone.get(made.id) is made
+    history = attached(kept)
+    (kept.root / "index.sqlite3").unlink()
+    (kept.root / "index.sqlite3").mkdir()  # the store refuses from now on
+    with caplog.at_level("WARNING"):
+        history.add(made)
+    assert history.get(made.id) is made
+
+
+def test_a_result_gone_from_the_store_says_so_and_the_export_lists_it_as_no_longer_kept(kept):
+    from services import export
+    from services.items import ResultGone
+
+    history = attached(kept)
+    gone, here = item("gone"), item("here")
+    history.add(gone)
+    history.add(here)
+    (kept.root / OWNER / f"{gone.id}.zip").unlink()  # deleted meanwhile, e.g. by another replica
+    with pytest.raises(ResultGone):
+        history.get(gone.id).result
+    archive = zipfile.ZipFile(io.BytesIO(export.zip_results(export.rows_for(history))))
+    assert sorted(archive.namelist()) == ["manifest.csv", here.download_name]
+    assert "done, no longer kept" in archive.read("manifest.csv").decode()
+
+
+def test_a_new_owner_reads_the_results_held_without_bytes_from_where_it_keeps_them_now(kept):
+    history = attached(kept)
+    made = item("made before the browser's key was known")
+    history.add(made)
+    history.attach(kept, stores.owner_of("the-browsers-new-token"))
+    kept.forget(OWNER)  # the old owner's files are gone: the result is read under the new one
+    assert history.get(made.id).result == made.result
