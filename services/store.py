@@ -22,12 +22,16 @@ import tempfile
 import time
 import zipfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from services import config
 from services.items import EXTENSIONS, MAX_BYTES, MAX_ITEMS, HistoryItem, over_bounds
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 META = ("id", "created", "prompt", "image_type", "engine", "seconds", "source_name", "size", "cost", "notices")
@@ -215,6 +219,12 @@ def _unlink(path: Path) -> None:
         raise StoreError(f"history store: cannot remove a file ({type(exc).__name__})") from exc
 
 
+def _result_member(path: Path) -> bytes:
+    """The result's own bytes from a kept result's ZIP: only that member is read (and its CRC checked)."""
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(next(n for n in archive.namelist() if n.startswith("result.")))
+
+
 class LocalStore(Store):
     """Results as ZIP files under `root/<owner>/`, indexed in `root/index.sqlite3`. SQLite's locking makes it
     safe for several sessions and several processes sharing the folder."""
@@ -277,26 +287,19 @@ class LocalStore(Store):
                 (owner, self.cutoff()))]
 
     def load(self, owner: str, item_id: str) -> HistoryItem | None:
-        path = self._path(owner, item_id)
-        try:
-            return unpack(path.read_bytes())
-        except FileNotFoundError:
-            log.warning("history store: a kept result's file is missing; skipped")
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
-            log.warning("history store: a kept result's file is damaged (%s); skipped and removed",
-                        type(exc).__name__)
-        self.delete(owner, item_id)
-        return None
+        return self._read(owner, item_id, lambda path: unpack(path.read_bytes()))
 
     def result(self, owner: str, item_id: str) -> bytes | None:
+        return self._read(owner, item_id, _result_member)
+
+    def _read(self, owner: str, item_id: str, read: Callable[[Path], T]) -> T | None:
+        """`read(path)` of a kept result's file; a file missing or damaged is logged, its entry removed, and None."""
         path = self._path(owner, item_id)
         try:
-            with zipfile.ZipFile(path) as archive:  # only the result's member is read (and its CRC checked)
-                name = next(n for n in archive.namelist() if n.startswith("result."))
-                return archive.read(name)
+            return read(path)
         except FileNotFoundError:
             log.warning("history store: a kept result's file is missing; skipped")
-        except (OSError, ValueError, KeyError, StopIteration, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, TypeError, StopIteration, zipfile.BadZipFile) as exc:
             log.warning("history store: a kept result's file is damaged (%s); skipped and removed",
                         type(exc).__name__)
         self.delete(owner, item_id)
