@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 
 import pytest
@@ -108,27 +109,27 @@ def run_sessions(stub, limiter, *, sessions=4, requests=3, stagger=0.02) -> Sess
     after `limiter.acquire`, over real HTTP to the stand-in.
 
     The line's order is recorded exactly, not from timestamps (which a loaded machine reorders): a ticket
-    joins the line and gets its first `on_wait` call in one hold of the limiter's lock, and a grant is the
-    `_take` (the store's hook, also called under that lock) that returns 0.
+    joins the line when it is appended to the bucket's queue (under the limiter's lock), and a grant is the
+    `_take` that returns 0 (only the head of the line calls it, so grants are recorded one at a time).
     """
     bucket = bucket_for(TEST_KEY)
     run = SessionsRun([], {}, [[] for _ in range(sessions)], [])
     local = threading.local()
     take = limiter._take
 
+    class Line(deque):
+        def append(self, ticket):
+            run.events.append(("enter", local.session))
+            super().append(ticket)
+
+    limiter._queues[bucket] = Line()
+
     def observed_take(b):
         wait = take(b)
         if wait == 0:
-            if not local.entered:  # granted at once: it joined and left the line in the same breath
-                run.events.append(("enter", local.session))
             run.events.append(("grant", local.session))
             local.granted_at = time.monotonic()
         return wait
-
-    def on_wait(place, seconds):
-        if not local.entered:
-            local.entered = True
-            run.events.append(("enter", local.session))
 
     limiter._take = observed_take
     start = time.monotonic() + 0.05
@@ -138,8 +139,7 @@ def run_sessions(stub, limiter, *, sessions=4, requests=3, stagger=0.02) -> Sess
         try:
             time.sleep(max(0.0, start + i * stagger - time.monotonic()))
             for n in range(requests):
-                local.entered = False
-                if not limiter.acquire(bucket, on_wait=on_wait, timeout=20):
+                if not limiter.acquire(bucket, timeout=20):
                     raise AssertionError(f"session {i} request {n} was never granted")
                 prompt = f"session {i} #{n}"
                 run.granted_at[prompt] = local.granted_at
