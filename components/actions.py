@@ -216,7 +216,8 @@ def touch_up(item_id: str, strokes: list) -> None:
     other: bounded, and refused with a sentence when absurd."""
     page = session.page("touchup")
     page.message = None
-    made_from = session.source_of(item_id) if session.history().get(item_id) is not None else None
+    item = session.history().get(item_id)
+    made_from = session.source_of(item_id) if item is not None else None
     if made_from is None or is_running("touchup"):
         return
     try:
@@ -225,7 +226,7 @@ def touch_up(item_id: str, strokes: list) -> None:
         page.message = messages.refusal_sentence(exc)
         return
     scene = made_from.scene
-    task = runs.Task(_source_name(item_id), f"{made_from.prompt}{TOUCHED_UP}", prepared=made_from.prepared,
+    task = runs.Task(item.source_name, f"{made_from.prompt}{TOUCHED_UP}", prepared=made_from.prepared,
                      strokes=strokes, reply=scene,
                      handle=engines.Handle(made_from.scene_by, result=scene) if scene is not None else None)
     run = runs.Run([task], made_from.image_type, made_from.engine, owner=session.account(),
@@ -239,11 +240,6 @@ TOUCHED_UP = " (touched up)"
 
 def _untouched(prompt: str) -> str:
     return prompt.removesuffix(TOUCHED_UP)
-
-
-def _source_name(item_id: str) -> str:
-    item = session.history().get(item_id)
-    return item.source_name if item is not None else "photo"
 
 
 def _note_evicted(evicted: list) -> None:
