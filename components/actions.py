@@ -129,7 +129,7 @@ def start(name: str) -> None:
         photo = session.photo()
         photos = [] if photo is None else [(photo.name, {"prepared": photo.prepared})]
     if not photos:
-        page.message = " ".join(skipped) or spec.no_photo
+        page.message = " ".join(map(messages.refusal_sentence, skipped)) or spec.no_photo
     elif not prompts:
         page.message = spec.no_prompt
     else:
