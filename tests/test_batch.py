@@ -336,3 +336,30 @@ def _show_rows(run):
     from components import run_view
 
     run_view._rows(run)
+
+
+def _press_with_only_a_zip_bomb() -> None:
+    import io as _io
+    import zipfile as _zipfile
+
+    import streamlit as st
+
+    from components import actions, session
+    from tests.conftest import Upload
+
+    session.init()
+    bomb = _io.BytesIO()
+    with _zipfile.ZipFile(bomb, "w", _zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("huge.png", b"\0" * 40_000_000)  # 40 MB that packs into a few KB
+    st.session_state["batch.upload"] = [Upload("bomb.zip", bomb.getvalue())]
+    st.session_state["batch.prompt"] = "in a warehouse"
+    actions.start("batch")
+    st.session_state["said"] = session.page("batch").message
+
+
+def test_a_batch_whose_every_upload_is_refused_says_why(novita_env):
+    at = AppTest.from_function(_press_with_only_a_zip_bomb, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    said = at.session_state["said"]
+    assert "“huge.png” in “bomb.zip”" in said and "the limit is 30 MB" in said, said
+    assert novita_env.requests == []
