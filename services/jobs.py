@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from services import config, engines, images, novita, previews, subject_lock, touchup
+from services import config, engines, images, novita, previews, subject_lock, touchup, workers
 from services.budget import Account, BudgetExceeded, Ledger
 from services.errors import Note, Refusal, note
 from services.images import PreparedImage
@@ -102,7 +102,10 @@ def send(prepared: PreparedImage, prompt: str, image_type: str, *, engine: str, 
     except config.ConfigError as exc:
         raise novita.ConfigurationError(str(exc)) from None
     job = engines.Job(prepared.data, prompt, image_type, api_key, recipe, scope, strokes)
-    if not chosen.remote or ledger is None or not api_key:
+    if not chosen.remote:
+        with workers.one_photo():  # made here at full size: one photo at a time (memory, not CPUs, is short)
+            return _collect(chosen, _submit(chosen, job, report), job, report, accepted)
+    if ledger is None or not api_key:
         return _collect(chosen, _submit(chosen, job, report), job, report, accepted)
     bucket = bucket_for(api_key)
     for returns in range(RATE_LIMIT_RETURNS + 1):
@@ -211,8 +214,9 @@ def finish(prepared: PreparedImage, before_preview: bytes, prompt: str, image_ty
         decoded, changed = subject_lock.fit_to(decoded, prepared.size), True
     if lock:
         report(stage=note("laying_back"))
-        locked = subject_lock.lay_subject_back(images.open_image(prepared.data), decoded,
-                                               touchup.layers(prepared.data, scope, strokes))  # cut once per photo
+        with workers.one_photo():  # the model looks at the photo and at the scene: full-size work
+            locked = subject_lock.lay_subject_back(images.open_image(prepared.data), decoded,
+                                                   touchup.layers(prepared.data, scope, strokes))  # once per photo
         if locked.locked:
             decoded, changed = locked.image, True
             notices.append(note("subject_laid_back"))

@@ -14,20 +14,20 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from services import offline
+from services import offline, workers
 from services.images import open_image
 
 __all__ = ["CACHE_BYTES", "Layers", "clear", "from_photo", "held_bytes", "layers"]
 
-# A dozen 2 MP photos (4 bytes a pixel): a person's variants and framings and a Batch's retries hit, on a box
-# with 1-3 GB that also holds the model, the decodes in flight and every session's history.
-CACHE_BYTES = 96 * 2**20
+# Three 3 MP photos (4 bytes a pixel): the photos people are working on now, whose variants, framings, touch-ups
+# and retries come within minutes. Measured with `python -m bench.memory`: at 96 MB the cache was the largest
+# part of what a server of five sessions held between runs, on a 690 MB container.
+CACHE_BYTES = 36 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,29 +63,19 @@ def layers(data: bytes, scope: str = "") -> Layers:
     kept). Bytes that are not a usable photo raise `images.ImageError`; nothing is
     kept for them."""
     key = f"{scope}:{hashlib.sha256(data).hexdigest()}"
-    with _lock:
-        found = _kept.get(key)
+    found = _kept_for(key)
+    if found is not None:
+        return found
+    # Made in the process's one place for full-size work, so a second thread asking for the same photo waits
+    # there and then finds it kept: it is made once.
+    with workers.one_photo():
+        found = _kept_for(key)
         if found is not None:
-            _kept.move_to_end(key)
             return found
-        pending = _making.get(key)
-        mine = pending is None
-        if mine:
-            pending = _making[key] = Future()
-    if not mine:
-        return pending.result()  # the same photo is being made by another thread: wait for it
-    try:
         made = from_photo(open_image(data))
-    except BaseException as exc:
         with _lock:
-            del _making[key]
-        pending.set_exception(exc)
-        raise
-    with _lock:
-        del _making[key]
-        _keep(key, made)
-    pending.set_result(made)
-    return made
+            _keep(key, made)
+        return made
 
 
 def from_photo(photo: Image.Image) -> Layers:
@@ -110,8 +100,15 @@ def clear() -> None:
 
 _lock = threading.Lock()
 _kept: OrderedDict[str, Layers] = OrderedDict()  # least recently used first
-_making: dict[str, Future] = {}
 _held = 0
+
+
+def _kept_for(key: str) -> Layers | None:
+    with _lock:
+        found = _kept.get(key)
+        if found is not None:
+            _kept.move_to_end(key)
+        return found
 
 
 def _keep(key: str, made: Layers) -> None:

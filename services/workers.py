@@ -4,6 +4,9 @@ Two pools are made once per process: one for sends (requests that wait on Novita
 `SEND_WORKERS` setting) and one for CPU work (preparing photos, previews, the offline engine; sized to the
 CPUs). Each pool keeps one queue per owner (a browser session) and serves the owners in turn, so a person's
 50-photo batch does not make another person's single photo wait behind all of it.
+
+`one_photo()` is the third bound, on memory rather than threads: the work on a photo at full size (its cut-out
+by the subject model, the backdrop, the lock's second look) runs for one photo at a time in the process.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 
 from services import config
 
@@ -88,6 +92,20 @@ class FairPool:
                         if owner not in self._queues:
                             self._limits.pop(owner, None)  # hold no reference to a session that is done
                     self._cond.notify_all()
+
+
+# One pass of the subject model holds about 200 MB and a 3 MP photo's backdrop about 100 MB more, both for a
+# second or two. On the smallest Community Cloud container (690 MB) two such photos at once, beside every
+# session's history, go over, and a container over its limit is stopped; two at once gain little on its
+# one or two CPUs. Re-entrant: the engine holds it around a whole photo, the cut-out inside takes it again.
+_one_photo = threading.RLock()
+
+
+@contextmanager
+def one_photo() -> Iterator[None]:
+    """Hold the process's one place for full-size work on a photo (`bench.memory` measures why)."""
+    with _one_photo:
+        yield
 
 
 def cpu_count() -> int:

@@ -6,9 +6,9 @@ through the mask cache; edge checks use bench.real_photos' composites, whose tru
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
-from concurrent.futures import Future
 
 import cv2
 import numpy as np
@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageOps
 from skimage import data
 
 from bench import real_photos
-from services import compose, masks, offline, samples
+from services import compose, engines, images, jobs, masks, offline, samples, workers
 from services.compose import Recipe
 from services.images import ImageError
 
@@ -430,17 +430,21 @@ def test_the_cache_drops_the_least_recently_used_past_its_byte_bound(counted, mo
 
 def test_two_threads_asking_at_once_make_it_once(counted, monkeypatch):
     real, waiting = offline.subject_layers, threading.Event()
+    held, entered = workers.one_photo, []
 
-    class Watched(Future):
-        def result(self, timeout=None):
-            waiting.set()  # the other thread found this photo being made and waits for it
-            return super().result(timeout)
+    @contextlib.contextmanager
+    def watched():
+        entered.append(threading.current_thread())
+        if len(entered) == 2:
+            waiting.set()  # the second thread reached the place for full-size work while the first holds it
+        with held():
+            yield
 
     def slow(photo):
         assert waiting.wait(20), "the other thread did not wait for the photo being made"
         return real(photo)
 
-    monkeypatch.setattr(masks, "Future", Watched)
+    monkeypatch.setattr(workers, "one_photo", watched)
     monkeypatch.setattr(offline, "subject_layers", slow)
     raw, start, got = small_photo(7), threading.Barrier(2), []
 
@@ -454,6 +458,63 @@ def test_two_threads_asking_at_once_make_it_once(counted, monkeypatch):
     for thread in threads:
         thread.join(10)
     assert len(got) == 2 and got[0] is got[1] and len(counted) == 1
+
+
+def test_full_size_work_runs_for_one_photo_at_a_time(monkeypatch):
+    """Two sessions' offline photos at once: the second photo's cut-out starts only after the first photo's
+    whole job (cut-out, backdrop, encoding) has ended, so their memory never adds up."""
+    cut, backdrop = masks.from_photo, offline.on_backdrop
+    inside, most, cuts, guard, second_cut = [0], [0], [0], threading.Lock(), threading.Event()
+
+    def enter():
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+
+    def leave():
+        with guard:
+            inside[0] -= 1
+
+    def counted_cut(photo):
+        enter()
+        with guard:
+            cuts[0] += 1
+            if cuts[0] == 2:
+                second_cut.set()
+        try:
+            return cut(photo)
+        finally:
+            leave()
+
+    def counted_backdrop(*args, **kwargs):
+        enter()
+        try:
+            # the other photo is ready and waiting: without the one place it would start its cut-out now
+            second_cut.wait(0.5)
+            return backdrop(*args, **kwargs)
+        finally:
+            leave()
+
+    monkeypatch.setattr(masks, "from_photo", counted_cut)
+    monkeypatch.setattr(offline, "on_backdrop", counted_backdrop)
+    masks.clear()
+    photos = [small_photo(11), small_photo(12)]
+    start, errors = threading.Barrier(len(photos)), []
+
+    def run(n):
+        start.wait()
+        try:
+            prepared = images.prepare(photos[n], f"p{n}.png")
+            jobs.send(prepared, "on a beach", "png", engine=engines.OFFLINE, scope=f"session-{n}")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(photos))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and cuts[0] == 2 and most[0] == 1
 
 
 def test_bytes_that_are_not_a_photo_are_refused_and_not_kept(counted):
