@@ -17,6 +17,7 @@ import math
 import re
 import threading
 import types
+import urllib.parse
 
 import streamlit as st
 import streamlit_image_comparison as package
@@ -149,3 +150,14 @@ def compare(before_preview: bytes, after_preview: bytes, *, key: str, width: int
             cache.pop(next(iter(cache)))
     html, height = cache[key]
     st.iframe(html, width=width, height=height)
+    _forget_parsed_markup()
+
+
+def _forget_parsed_markup() -> None:
+    """Empty urllib's cache of parsed URLs. `st.iframe` first asks whether the markup is a URL, and
+    `urllib.parse.urlsplit` (Python 3.11+) keeps its last 128 answers, each with a copy of the markup: a
+    slider's is about 0.3 MB with its two JPEGs, so a server that had shown many results held tens of MB of
+    them (`python -m bench.memory --diagnose`, as strings). Clearing costs a few microseconds of re-parsing."""
+    clear = getattr(urllib.parse.urlsplit, "cache_clear", None)
+    if clear is not None:
+        clear()

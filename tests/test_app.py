@@ -197,6 +197,29 @@ def test_the_sliders_frame_fits_the_previews_and_carries_them_as_they_are(size):
     assert html.index(uris[0]) < html.index(uris[1])
 
 
+def _three_sliders() -> None:
+    import io
+
+    from PIL import Image
+
+    from components import compare
+
+    for n, colour in enumerate(("red", "green", "blue")):
+        buffer = io.BytesIO()
+        Image.new("RGB", (320, 240), colour).save(buffer, "JPEG", quality=85)
+        compare.compare(buffer.getvalue(), buffer.getvalue(), key=f"result-{n}")
+
+
+def test_a_slider_leaves_no_copy_of_its_markup_in_urllibs_cache():
+    """st.iframe parses the markup as a URL first; urllib would keep the last 128 parses, each with a copy."""
+    import urllib.parse
+
+    urllib.parse.urlsplit.cache_clear()
+    app = AppTest.from_function(_three_sliders).run()
+    assert not app.exception and len(app.get("iframe")) == 3
+    assert urllib.parse.urlsplit.cache_info().currsize < 3  # one entry per slider without the clearing
+
+
 def test_the_main_page_gallery_shows_four_at_a_time_newest_first(app):
     """A long session keeps the main page quick: its gallery pages four results at a time (History shows
     them all), and every result stays reachable."""
