@@ -41,16 +41,27 @@ def _mallinfo() -> dict[str, float]:
 def _size(obj) -> int:
     if isinstance(obj, (bytes, bytearray)):
         return len(obj)
+    if isinstance(obj, str):
+        return len(obj)  # about: a data: URI or a page's markup is ASCII
+    if type(obj).__name__ == "Image" and hasattr(obj, "im") and getattr(obj, "_im", None) is not None:
+        return obj.width * obj.height * len(obj.getbands())
     if type(obj).__name__ == "ndarray":  # the type first: getattr on some objects loads things (ctypes.cdll)
         return obj.nbytes if obj.base is None else 0  # views hold no memory of their own
     return 0
+
+
+def _owner(obj):
+    """The array that owns a view's memory (arrays are not tracked by gc: a base is found only this way)."""
+    while type(obj).__name__ == "ndarray" and obj.base is not None:
+        obj = obj.base
+    return obj
 
 
 def _large_reachable() -> dict[int, int]:
     """id → size of every bytes, bytearray and owning ndarray of LARGE bytes or more held by a tracked object."""
     found: dict[int, int] = {}
     for holder in gc.get_objects():
-        for obj in gc.get_referents(holder):
+        for obj in map(_owner, gc.get_referents(holder)):
             if id(obj) not in found:
                 size = _size(obj)
                 if size >= LARGE:
@@ -94,11 +105,8 @@ def breakdown() -> dict[str, object]:
     try:
         from services import masks
 
-        groups["subject-layer cache"] = _ids(a for layers in masks._kept.values()  # noqa: SLF001
-                                             for a in (layers.subject.base if layers.subject.base is not None
-                                                       else layers.subject,
-                                                       layers.alpha.base if layers.alpha.base is not None
-                                                       else layers.alpha))
+        groups["subject-layer cache"] = _ids(_owner(a) for layers in masks._kept.values()  # noqa: SLF001
+                                             for a in (layers.subject, layers.alpha))
     except Exception:  # noqa: BLE001
         pass
     try:
@@ -121,6 +129,14 @@ def breakdown() -> dict[str, object]:
         counted |= mine
         result[name] = round(sum(large[i] for i in mine) / mb, 1)
     result["other large bytes and arrays"] = round(sum(s for i, s in large.items() if i not in counted) / mb, 1)
+    kinds: dict[str, float] = {}
+    by_id = {id(o): o for holder in gc.get_objects() for o in map(_owner, gc.get_referents(holder))
+             if id(o) in large}
+    for i, size in large.items():
+        if i not in counted and i in by_id:
+            name = type(by_id[i]).__name__
+            kinds[name] = kinds.get(name, 0.0) + size / mb
+    result["other, by type"] = {k: round(v, 1) for k, v in kinds.items()}
     result["histories"] = len(histories)
     result["history items"] = len(items)
     result["runs alive"] = len(runs)
