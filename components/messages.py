@@ -300,6 +300,7 @@ NOTES: dict[str, Callable[[dict], str]] = {
     # the steps and stages of a run (runs, jobs)
     "waiting_worker": lambda f: "Waiting for a free worker",
     "preparing": lambda f: "Preparing the photo",
+    "waiting_turn": lambda f: "Waiting its turn: this server makes one photo at a time",
     "prepared": lambda f: f"Prepared the photo: {f['width']} × {f['height']} {f['format'].upper()}",
     "waiting_slot": lambda f: "Waiting for a free slot on the shared key",
     "back_in_line": lambda f: "Novita was busy; back in line for the shared key",

@@ -22,7 +22,7 @@ import streamlit as st
 from PIL import Image
 
 from components import actions, run_view, session
-from services import images, masks, runs, touchup
+from services import images, masks, runs, touchup, workers
 from services.items import HistoryItem
 
 CANVAS_EDGE = 340  # the canvas's long side: it fits a phone held upright (a 390 px screen shows 358 px)
@@ -110,7 +110,8 @@ def _shown(item_id: str, made_from: session.Source, size: tuple[int, int], scope
         photo = images.open_image(made_from.prepared.data)
         layers = masks.layers(made_from.prepared.data, scope)
         if made_from.strokes:
-            layers = touchup.refine(photo, layers, made_from.strokes)
+            with workers.one_photo():  # full-size work, in line with the photos being made
+                layers = touchup.refine(photo, layers, made_from.strokes)
         cache[key] = overlay(photo, layers.alpha, size)
     return cache[key]
 

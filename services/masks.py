@@ -6,7 +6,9 @@ once per photo; the layers are kept in one process-wide cache keyed by the SHA-2
 
 Entries are kept apart by `scope` (the run's session): a person's pixels are reused for that person only,
 so no visitor can learn from a quick answer that another already sent the same photo. The cache is bounded
-by bytes, least recently used first out; two threads asking for the same photo at once compute it once.
+by bytes, least recently used first out. A photo is cut in the process's one place for full-size work
+(`workers.one_photo`), so two threads asking for the same photo at once compute it once: the second waits
+there and finds it kept (unless it was dropped meanwhile).
 """
 
 from __future__ import annotations
@@ -117,6 +119,9 @@ def _keep(key: str, made: Layers) -> None:
     global _held
     if made.nbytes > CACHE_BYTES:
         return
+    replaced = _kept.pop(key, None)
+    if replaced is not None:
+        _held -= replaced.nbytes
     _kept[key] = made
     _held += made.nbytes
     while _held > CACHE_BYTES:

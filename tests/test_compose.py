@@ -456,7 +456,7 @@ def test_two_threads_asking_at_once_make_it_once(counted, monkeypatch):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(10)
+        thread.join(30)
     assert len(got) == 2 and got[0] is got[1] and len(counted) == 1
 
 
@@ -490,7 +490,7 @@ def test_full_size_work_runs_for_one_photo_at_a_time(monkeypatch):
         enter()
         try:
             # the other photo is ready and waiting: without the one place it would start its cut-out now
-            second_cut.wait(0.5)
+            second_cut.wait(1.5)
             return backdrop(*args, **kwargs)
         finally:
             leave()

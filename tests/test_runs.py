@@ -10,7 +10,7 @@ import time
 import pytest
 
 from components.messages import describe
-from services import budget, engines, masks, runs
+from services import budget, engines, masks, offline, runs, workers
 from services.budget import Account, BudgetExceeded, Ledger
 from services.images import sniff_format
 from services.quota import MemoryLimiter
@@ -461,3 +461,37 @@ def test_each_finished_result_is_kept_in_the_worker_before_the_page_collects_it(
     for task in run.collect():
         history.add(task.item)
     assert len(list(tmp_path.rglob("*.zip"))) == 3  # collecting writes nothing twice
+
+
+def test_photos_waiting_their_turn_hold_no_cpu_thread(stub, monkeypatch):
+    """Offline photos are made one at a time (memory); the ones waiting for their turn wait on the photo pool,
+    not on a CPU thread, so with three sessions' photos held up another session's photo is still prepared."""
+    monkeypatch.setattr(workers, "_pools", {})  # pools of their own, sized for two CPUs: three CPU threads
+    monkeypatch.setattr(workers, "cpu_count", lambda: 2)
+    release, inside = threading.Event(), threading.Event()
+    backdrop = offline.on_backdrop
+
+    def held(*args, **kwargs):
+        inside.set()
+        assert release.wait(30), "never released"
+        return backdrop(*args, **kwargs)
+
+    monkeypatch.setattr(offline, "on_backdrop", held)
+    try:
+        held_up = [new_run(photos(1, f"held{n}"), engine=engines.OFFLINE, owner=f"held{n}") for n in range(3)]
+        for run in held_up:
+            run.start(spending())
+        assert inside.wait(30), "no photo reached the backdrop"
+        newcomer = new_run(photos(1, "newcomer"), engine=engines.OFFLINE, owner="newcomer")
+        newcomer.start(spending())
+        task = newcomer.tasks[0]
+        deadline = time.monotonic() + 20
+        while task.prepared is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert task.prepared is not None and task.stage.kind == "waiting_turn"
+        assert sum(run.counts()[runs.RUNNING] for run in held_up) == 1  # the others wait their turn
+    finally:
+        release.set()
+    for run in [*held_up, newcomer]:
+        wait_finished(run, timeout=120)
+        assert run.counts()[runs.DONE] == 1

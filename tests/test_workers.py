@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from services.workers import FairPool
+from services.workers import FairGate, FairPool
 
 
 def test_owners_are_served_in_turn_not_in_arrival_order():
@@ -52,3 +52,44 @@ def test_an_owners_limit_holds_and_leaves_room_for_others():
     assert len(finished) == 8 and peak["batch"] == 2
     # an owner's last job leaves pending() and the pool's limits in one step: nothing kept for owners done
     assert "batch" not in pool._limits and "other" not in pool._limits
+
+
+def _wait_until(condition, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_the_gate_is_handed_on_in_the_order_it_was_asked_for():
+    """Three threads line up behind the holder; each gets it in turn, and the holder that lets go cannot take
+    it straight back ahead of them (a plain lock would let a batch's worker starve a person)."""
+    gate, order, release = FairGate(), [], threading.Event()
+
+    def holder():
+        with gate:
+            with gate:  # re-entrant: the engine holds it around a photo, the cut-out takes it again
+                order.append("holder")
+                release.wait(10)
+        with gate:  # asks again at once, behind the three already waiting
+            order.append("holder again")
+
+    def waiter(name):
+        with gate:
+            order.append(name)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert _wait_until(lambda: order == ["holder"])
+    threads = []
+    for n in range(3):
+        threads.append(threading.Thread(target=waiter, args=(f"waiter{n}",)))
+        threads[-1].start()
+        assert _wait_until(lambda n=n: gate.waiting() == n + 1)  # in line in this order
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    assert order == ["holder", "waiter0", "waiter1", "waiter2", "holder again"]
+    assert gate.waiting() == 0
