@@ -3,8 +3,9 @@
 
 A task is prepared on the process's CPU pool, sent on its send pool (at most `concurrency` of a session at
 once, the sessions served in turn), and finished (previews) on the CPU pool again, so a send slot is never
-held for decoding. A task for an engine of this server is made on the photo pool instead of being sent (one
-photo at a time at full size, for memory: `workers.photos`), then finished on the CPU pool the same way. The
+held for decoding. A task for an engine of this server is prepared and made on the photo pool instead (one
+photo at a time at full size, for memory: `workers.photos`; prepared on its turn, so a batch's prepared
+copies do not wait in memory), then finished on the CPU pool the same way. The
 page polls the tasks and moves finished results into history; workers never touch Streamlit.
 
 The prompt's path, from the text box to Novita's JSON body (8 hops; each names the next function):
@@ -154,7 +155,11 @@ class Run:
             for task, _ in queued:
                 task.queued, task.started = True, time.monotonic()
         for task, attempt in queued:
-            workers.cpu().submit(self._owner, self._begin, task, attempt, spending, limit=workers.cpu_share())
+            if self.engine == engines.NOVITA:
+                workers.cpu().submit(self._owner, self._begin, task, attempt, spending, limit=workers.cpu_share())
+            else:  # prepared on its turn, not ahead: a batch's prepared copies would wait in memory
+                task.stage = note("waiting_turn")
+                workers.photos().submit(self._owner, self._make, task, attempt, spending)
 
     def retry_failed(self, spending: Spending) -> int:
         """Put the failed tasks a retry can help back in line and run them again; returns how many."""
@@ -225,30 +230,32 @@ class Run:
         return task.attempt == attempt and task.status == status
 
     def _begin(self, task: Task, attempt: int, spending: Spending) -> None:
-        """CPU pool: prepare the photo; then queue its send to Novita, or its making here on the photo pool."""
+        """CPU pool: prepare the photo, then queue its send to Novita."""
         if not self._current(task, attempt) or self.cancel.is_set():
             return
         try:
-            if task.prepared is None:
-                task.stage = note("preparing")
-                task.prepared = images.prepare(task.data or b"", task.source_name)
-            task.data = None  # the prepared copy is all that is needed from here on
-            if self.engine == engines.NOVITA:
-                workers.sends().submit(self._owner, self._send, task, attempt, spending, limit=spending.concurrency)
-            else:
-                task.stage = note("waiting_turn")
-                workers.photos().submit(self._owner, self._make, task, attempt, spending)
+            self._prepare(task)
+            workers.sends().submit(self._owner, self._send, task, attempt, spending, limit=spending.concurrency)
         except Exception as exc:  # one photo's failure never stops the others
             self._fail(task, attempt, exc)
 
+    @staticmethod
+    def _prepare(task: Task) -> None:
+        if task.prepared is None:
+            task.stage = note("preparing")
+            task.prepared = images.prepare(task.data or b"", task.source_name)
+        task.data = None  # the prepared copy is all that is needed from here on
+
     def _make(self, task: Task, attempt: int, spending: Spending) -> None:
-        """Photo pool: make the photo with an engine of this server; the previews go back to the CPU pool."""
+        """Photo pool: prepare the photo and make it with an engine of this server; the previews go back to
+        the CPU pool."""
         with self._lock:
             if not self._current(task, attempt) or self.cancel.is_set():
                 return
             task.status = RUNNING
         try:
             task.started = time.monotonic()
+            self._prepare(task)
             task.reply = jobs.send(task.prepared, task.prompt, self.image_type, engine=self.engine,
                                    progress=task._progress, recipe=self.recipe, scope=self._scope,
                                    strokes=task.strokes)

@@ -463,11 +463,8 @@ def test_each_finished_result_is_kept_in_the_worker_before_the_page_collects_it(
     assert len(list(tmp_path.rglob("*.zip"))) == 3  # collecting writes nothing twice
 
 
-def test_photos_waiting_their_turn_hold_no_cpu_thread(stub, monkeypatch):
-    """Offline photos are made one at a time (memory); the ones waiting for their turn wait on the photo pool,
-    not on a CPU thread, so with three sessions' photos held up another session's photo is still prepared."""
-    monkeypatch.setattr(workers, "_pools", {})  # pools of their own, sized for two CPUs: three CPU threads
-    monkeypatch.setattr(workers, "cpu_count", lambda: 2)
+def _held_backdrop(monkeypatch):
+    """Hold every offline photo in its backdrop until released; `inside` is set when the first gets there."""
     release, inside = threading.Event(), threading.Event()
     backdrop = offline.on_backdrop
 
@@ -477,21 +474,48 @@ def test_photos_waiting_their_turn_hold_no_cpu_thread(stub, monkeypatch):
         return backdrop(*args, **kwargs)
 
     monkeypatch.setattr(offline, "on_backdrop", held)
+    monkeypatch.setattr(workers, "_pools", {})  # pools of their own, sized for two CPUs: three CPU threads
+    monkeypatch.setattr(workers, "cpu_count", lambda: 2)
+    return release, inside
+
+
+def test_photos_waiting_their_turn_hold_no_cpu_thread(novita_env, monkeypatch):
+    """Offline photos are made one at a time (memory); the ones waiting for their turn wait on the photo pool,
+    not on a CPU thread, so with three sessions' photos held up another session's Novita photo is still
+    prepared and sent."""
+    release, inside = _held_backdrop(monkeypatch)
     try:
         held_up = [new_run(photos(1, f"held{n}"), engine=engines.OFFLINE, owner=f"held{n}") for n in range(3)]
         for run in held_up:
             run.start(spending())
         assert inside.wait(30), "no photo reached the backdrop"
-        newcomer = new_run(photos(1, "newcomer"), engine=engines.OFFLINE, owner="newcomer")
+        assert [task.stage.kind for run in held_up[1:] for task in run.tasks] == ["waiting_turn"] * 2
+        newcomer = new_run(photos(1, "newcomer"), owner="newcomer")
         newcomer.start(spending())
-        task = newcomer.tasks[0]
-        deadline = time.monotonic() + 20
-        while task.prepared is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert task.prepared is not None and task.stage.kind == "waiting_turn"
-        assert sum(run.counts()[runs.RUNNING] for run in held_up) == 1  # the others wait their turn
+        wait_finished(newcomer)
+        assert newcomer.counts()[runs.DONE] == 1
+        assert sum(run.counts()[runs.RUNNING] for run in held_up) == 1  # the others still wait their turn
     finally:
         release.set()
-    for run in [*held_up, newcomer]:
+    for run in held_up:
         wait_finished(run, timeout=120)
         assert run.counts()[runs.DONE] == 1
+
+
+def test_a_batch_made_here_is_prepared_on_its_turn_not_ahead(monkeypatch):
+    """While a batch's first photo is being made, the others are not prepared ahead: their prepared copies
+    would wait in memory for a turn that comes one photo at a time."""
+    release, inside = _held_backdrop(monkeypatch)
+    try:
+        batch = new_run(photos(5, "ahead"), engine=engines.OFFLINE, owner="batch")
+        batch.start(spending())
+        assert inside.wait(30), "no photo reached the backdrop"
+        deadline = time.monotonic() + 10
+        while workers.cpu().pending("batch") and time.monotonic() < deadline:  # no work left for the CPU pool
+            time.sleep(0.01)
+        assert workers.cpu().pending("batch") == 0
+        assert sum(task.prepared is not None for task in batch.tasks) == 1
+    finally:
+        release.set()
+    wait_finished(batch, timeout=120)
+    assert batch.counts()[runs.DONE] == 5
