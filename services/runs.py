@@ -3,8 +3,9 @@
 
 A task is prepared on the process's CPU pool, sent on its send pool (at most `concurrency` of a session at
 once, the sessions served in turn), and finished (previews) on the CPU pool again, so a send slot is never
-held for decoding. A task for an engine of this server is prepared and made on the photo pool instead (one
-photo at a time at full size, for memory: `workers.photos`; prepared on its turn, so a batch's prepared
+held for decoding; a result whose subject is laid back over Novita's scene is finished on the photo pool
+(full-size work, one photo at a time for memory: `workers.photos`). A task for an engine of this server is
+prepared and made on the photo pool instead of being sent (prepared on its turn, so a batch's prepared
 copies do not wait in memory), then finished on the CPU pool the same way. The
 page polls the tasks and moves finished results into history; workers never touch Streamlit.
 
@@ -287,7 +288,14 @@ class Run:
                 self._drop_receipt(task)
             self._fail(task, attempt, exc)
             return
-        workers.cpu().submit(self._owner, self._finish_safely, task, attempt, spending, limit=workers.cpu_share())
+        if self._laid_back(task):  # the subject lock looks at the photo and the scene at full size
+            workers.photos().submit(self._owner, self._finish_safely, task, attempt, spending)
+        else:
+            workers.cpu().submit(self._owner, self._finish_safely, task, attempt, spending, limit=workers.cpu_share())
+
+    def _laid_back(self, task: Task) -> bool:
+        """Whether the photo's own subject is to be laid back over the scene a redrawing engine made."""
+        return self.lock and task.handle is not None and engines.REGISTRY[task.handle.engine].redraws
 
     def _finish_safely(self, task: Task, attempt: int, spending: Spending) -> None:
         try:
@@ -310,7 +318,7 @@ class Run:
 
     def _finish(self, task: Task, attempt: int, spending: Spending) -> None:
         task_id = task.handle.task_id if task.handle is not None else None
-        lock = self.lock and task.handle is not None and engines.REGISTRY[task.handle.engine].redraws
+        lock = self._laid_back(task)
         item = jobs.finish(task.prepared, task.prepared.preview, task.prompt, self.image_type, task.reply,
                            engine=self.engine, source_name=task.source_name, cost=spending.price,
                            started=task.started, progress=task._progress, lock=lock,

@@ -2,15 +2,15 @@
 
 Pools are made once per process: one for sends (requests that wait on Novita; its size is the
 `SEND_WORKERS` setting), one for CPU work (preparing photos, previews; sized to the CPUs) and one for photos
-made here (below). Each pool keeps one queue per owner (a browser session) and serves the owners in turn, so a person's
-50-photo batch does not make another person's single photo wait behind all of it.
+made here (below). Each pool keeps one queue per owner (a browser session) and serves the owners in turn,
+so a person's 50-photo batch does not make another person's single photo wait behind all of it.
 
 The third bound is on memory rather than threads: the work on a photo at full size (its cut-out by the
 subject model, the backdrop, a touch-up, the lock's second look) is done for one photo at a time in the
-process. A run's photos made here queue for `photos()`, a pool of one thread, fair between sessions like the
-others, so they never hold a CPU thread while they wait; everything else that works at full size (the Touch
-up editor opening on a photo no longer cut, the subject lock) takes `one_photo()`, the place that thread
-holds too, in the order it asked.
+process. A run's photos made here, and its results whose subject is laid back, queue for `photos()`, a pool
+of one thread, fair between sessions like the others, so they never hold a CPU thread while they wait; what
+else works at full size (the Touch up editor opening on a photo no longer cut, a restart collecting a paid
+result) takes `one_photo()`, the place that thread holds too, in the order it asked.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
 
 from services import config
 
@@ -140,11 +139,10 @@ class FairGate:
 _one_photo = FairGate()
 
 
-@contextmanager
-def one_photo() -> Iterator[None]:
-    """Hold the process's one place for full-size work on a photo (`bench.memory` measures why)."""
-    with _one_photo:
-        yield
+def one_photo() -> FairGate:
+    """The process's one place for full-size work on a photo, to hold with `with` (`bench.memory` measures
+    why)."""
+    return _one_photo
 
 
 def cpu_count() -> int:
@@ -185,5 +183,5 @@ def photos() -> FairPool:
 
 def cpu_share() -> int:
     """CPU jobs one session may run at once: all CPUs but one (at least one), so another session's photo
-    finds a thread at once and a CPU not already shared with the batch (the offline engine uses two)."""
+    finds a thread at once and a CPU not already shared with the batch."""
     return max(1, cpu_count() - 1)
